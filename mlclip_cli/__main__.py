@@ -1,0 +1,3 @@
+from mlclip_cli.cli.app import main
+
+main()

@@ -1,0 +1,115 @@
+"""Every artifact's schema, defined once, with validating atomic writers and checking readers.
+
+docs/artifacts.md documents the same schemas for people; tests keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mlclip_cli.atomic import atomic_path
+from mlclip_cli.errors import ArtifactError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ArtifactSpec:
+    name: str
+    schema: pa.Schema
+    description: str
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema if not f.nullable)
+
+
+MANIFEST = ArtifactSpec(
+    name="manifest",
+    description="One row per caption of a prepared data set.",
+    schema=pa.schema(
+        [
+            pa.field("sample_id", pa.string(), nullable=False),  # unique in the file
+            pa.field("image_id", pa.string(), nullable=False),  # shared by captions of one image
+            pa.field("image_path", pa.string(), nullable=True),  # absolute, "<tar>::<member>", or null
+            pa.field("language", pa.string(), nullable=False),  # ISO 639-1 where one exists ("ja", not "jp")
+            pa.field("caption", pa.string(), nullable=False),  # cleaned text
+            pa.field("split", pa.string(), nullable=False),  # train | val | test | restval
+            pa.field("source", pa.string(), nullable=False),  # data set name, e.g. "xtd10"
+            pa.field("pair_id", pa.string(), nullable=True),  # same for translations of one caption
+        ]
+    ),
+)
+
+ARTIFACTS = {spec.name: spec for spec in (MANIFEST,)}
+
+
+def _conform(table: pa.Table, spec: ArtifactSpec, where: str) -> pa.Table:
+    """Return `table` with exactly the spec's columns and types, or raise naming the column."""
+    columns = []
+    for field in spec.schema:
+        if field.name not in table.column_names:
+            raise ArtifactError(f"{where}: column '{field.name}' is missing ({spec.name} artifact)")
+        column = table.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise ArtifactError(
+                    f"{where}: column '{field.name}' has type {column.type}, expected {field.type}"
+                ) from None
+        if not field.nullable and column.null_count:
+            raise ArtifactError(f"{where}: column '{field.name}' has {column.null_count} empty values")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=spec.schema)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, spec: ArtifactSpec, metadata: dict | None = None) -> Path:
+    """Validate `table` against `spec` and write it atomically as Parquet."""
+    table = _conform(table, spec, f"cannot write {path}")
+    meta = {b"mlclip.artifact": spec.name.encode(), b"mlclip.schema_version": str(SCHEMA_VERSION).encode()}
+    for key, value in (metadata or {}).items():
+        meta[f"mlclip.{key}".encode()] = str(value).encode()
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike, spec: ArtifactSpec) -> pa.Table:
+    """Read a Parquet artifact and check it against `spec`; fail with the file and column named."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such {spec.name} file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    return _conform(table, spec, str(path))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The mlclip.* key/values a writer stored in a Parquet artifact's schema."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode()[len("mlclip."):]: v.decode() for k, v in meta.items() if k.startswith(b"mlclip.")}
+
+
+def write_manifest(table: pa.Table, path: str | os.PathLike) -> Path:
+    ids = table.column("sample_id") if "sample_id" in table.column_names else None
+    if ids is not None and len(ids) != len(pc.unique(ids)):
+        raise ArtifactError(f"cannot write {path}: column 'sample_id' has duplicate values")
+    return write_table(table, path, MANIFEST)
+
+
+def read_manifest(path: str | os.PathLike) -> pa.Table:
+    return read_table(path, MANIFEST)
+
+
+def manifest_from_rows(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=MANIFEST.schema)

@@ -1,0 +1,92 @@
+"""The `mlclip` command: a thin Typer shell over the library.
+
+Each command parses options, calls one library function and prints its result with rich.
+`main` turns every error a user can cause into one `error: ...` line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+try:  # typer >= 0.20 vendors its own click; older releases use the click package
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+from mlclip_cli import __version__
+from mlclip_cli.cli.console import err, error_line
+from mlclip_cli.errors import MlclipError
+
+app = typer.Typer(
+    name="mlclip",
+    help="Teach an English CLIP new languages cheaply, without retraining it and without forgetting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlclip {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: str = typer.Option(
+        None, "--workspace", "-w", envvar="MLCLIP_WORKSPACE",
+        help="Folder where artifacts land under conventional names \\[default: ./mlclip-workspace].",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    from mlclip_cli.workspace import Workspace
+
+    ctx.obj = Workspace.resolve(workspace)
+
+
+def _register_commands() -> None:
+    # One module per command; each adds itself to `app`.
+    from mlclip_cli.cli import demo, prepare  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    _register_commands()
+    try:
+        code = app(args=args, prog_name="mlclip", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except NoArgsIsHelpError as exc:
+        exc.show(file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "mlclip"
+        error_line(f"{exc.format_message()} (see '{command} --help')")
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        error_line(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        error_line("interrupted")
+        sys.exit(130)
+    except MlclipError as exc:
+        if debug:
+            raise
+        error_line(str(exc))
+        sys.exit(1)
+    except Exception as exc:  # a bug or an environment problem: still one line unless --debug
+        if debug:
+            raise
+        error_line(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
+    finally:
+        err.file.flush()

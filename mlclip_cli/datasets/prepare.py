@@ -1,0 +1,70 @@
+"""`prepare`: run a data set's loader, then write its manifest and summary atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlclip_cli.artifacts import manifest_from_rows, write_manifest
+from mlclip_cli.atomic import write_json
+from mlclip_cli.datasets import get_dataset
+from mlclip_cli.datasets.base import PrepareConfig, Report, count_by
+from mlclip_cli.datasets.layout import check_root
+from mlclip_cli.errors import DatasetError
+
+_EXAMPLES = 20  # how many masked captions / missing images the summary lists in full
+
+
+@dataclass
+class PrepareResult:
+    manifest: Path
+    summary_path: Path
+    summary: dict
+
+
+def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResult:
+    """Turn the data set `name` under config.root into `out` (Parquet) and `out`.summary.json."""
+    spec = get_dataset(name)
+    root = Path(config.root)
+    layout = check_root(name, root)
+    if config.images is None and spec.default_images and (root / spec.default_images).is_dir():
+        config.images = root / spec.default_images
+    if config.images is not None and not Path(config.images).is_dir():
+        raise DatasetError(f"image folder {config.images} does not exist")
+
+    report = Report(warnings=list(layout.warnings))
+    rows = spec.load(config, report)
+    missing_rows = sum(1 for row in rows if report.images_checked and row["image_path"] is None)
+    if config.drop_missing_images:
+        rows = [row for row in rows if row["image_path"] is not None]
+    if not rows:
+        raise DatasetError(f"{name}: no usable captions under {root}")
+
+    manifest = write_manifest(manifest_from_rows(rows), out)
+    missing = sorted(set(report.missing_images))
+    summary = {
+        "dataset": name,
+        "root": str(root.resolve()),
+        "images": str(Path(config.images).resolve()) if config.images else None,
+        "manifest": str(manifest.resolve()),
+        "rows": len(rows),
+        "images_total": len({row["image_id"] for row in rows}),
+        "rows_per_language_split": count_by(rows, "language", "split"),
+        "files": layout.files,
+        "cleaned_captions": report.cleaned,
+        "masked_captions": {
+            "count": len(report.masked),
+            "by_reason": count_by(report.masked, "reason") if report.masked else {},
+            "items": report.masked,
+        },
+        "missing_images": {
+            "checked": report.images_checked,
+            "count": len(missing),
+            "captions_affected": missing_rows,
+            "policy": "dropped" if config.drop_missing_images else "kept with image_path null",
+            "examples": missing[:_EXAMPLES],
+        },
+        "warnings": report.warnings,
+    }
+    summary_path = write_json(out.with_suffix(".summary.json"), summary)
+    return PrepareResult(manifest=manifest, summary_path=summary_path, summary=summary)
