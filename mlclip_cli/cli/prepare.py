@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from mlclip_cli.cli.app import app
@@ -38,7 +39,8 @@ Data sets:
 Output: WORKSPACE/manifests/DATASET.parquet and .summary.json, unless --out is given.
 Layouts and licences: data_manifests/DATASET.json and docs/datasets.md.
 
-Example: [bold]mlclip prepare xtd10 --root ../shared/data/xtd10 --images coco2014/[/]"""
+Examples: [bold]mlclip prepare xtd10 --root ../shared/data/xtd10 --images coco2014/[/]
+          [bold]mlclip prepare world --root mlclip-workspace/data/world[/]  (generates it)"""
 
 
 def prepare(
@@ -50,8 +52,8 @@ def prepare(
     langs: str = typer.Option(None, "--langs", help="Comma-separated languages to keep (default: all)."),
     drop_missing_images: bool = typer.Option(False, "--drop-missing-images", help="Drop captions whose image file is absent (default: keep them with an empty image_path)."),
     subset: str = typer.Option(None, "--subset", help="coco only: all, test5k or test1k."),
-    size: int = typer.Option(None, "--size", help="cc300k only: sample size \\[default: 300000]."),
-    seed: int = typer.Option(0, "--seed", help="cc300k only: sampling seed."),
+    size: int = typer.Option(None, "--size", help="cc300k: sample size \\[default: 300000]; world: train scenes \\[default: 30000]."),
+    seed: int = typer.Option(0, "--seed", help="cc300k: sampling seed; world: generation seed."),
     translation: list[str] = typer.Option([], "--translation", help="cc3m/cc300k only: LANG=FILE, a parallel line file or key<TAB>caption TSV; repeatable."),
 ) -> None:
     from mlclip_cli.datasets.base import PrepareConfig
@@ -64,7 +66,9 @@ def prepare(
         subset=subset, size=size, seed=seed, translations=_parse_translations(translation),
     )
     target = out_path or ctx.obj.manifest(dataset)
-    with out.status(f"preparing {dataset} from {root} ..."):
+    with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out, transient=True) as bar:
+        task = bar.add_task(f"preparing {dataset}", total=None)
+        config.progress = lambda done, total: bar.update(task, completed=done, total=total)
         result = prepare_dataset(dataset, config, target)
     _print_summary(result.summary)
     out.print(f"manifest: {result.manifest}\nsummary:  {result.summary_path}")

@@ -25,6 +25,7 @@ class PrepareConfig:
     size: int | None = None  # cc300k sample size (default 300,000)
     subset: str | None = None  # coco: all | test5k | test1k
     translations: dict[str, Path] = field(default_factory=dict)  # cc3m/cc300k: language -> file
+    progress: Callable[[int, int], None] | None = None  # long loaders report (done, total)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class DatasetSpec:
     summary: str  # one line for --help
     load: Callable[[PrepareConfig, Report], list[dict]]
     default_images: str | None = None  # sub-folder of root tried when --images is not given
+    generated: bool = False  # written by mlclip itself under --root, not read from upstream files
 
 
 def read_lines(path: Path) -> list[str]:

@@ -9,7 +9,7 @@ from mlclip_cli.artifacts import manifest_from_rows, write_manifest
 from mlclip_cli.atomic import write_json
 from mlclip_cli.datasets import get_dataset
 from mlclip_cli.datasets.base import PrepareConfig, Report, count_by
-from mlclip_cli.datasets.layout import check_root
+from mlclip_cli.datasets.layout import LayoutCheck, check_root
 from mlclip_cli.errors import DatasetError
 
 _EXAMPLES = 20  # how many masked captions / missing images the summary lists in full
@@ -26,7 +26,11 @@ def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResul
     """Turn the data set `name` under config.root into `out` (Parquet) and `out`.summary.json."""
     spec = get_dataset(name)
     root = Path(config.root)
-    layout = check_root(name, root)
+    if spec.generated:
+        root.mkdir(parents=True, exist_ok=True)
+        layout = LayoutCheck(warnings=[], files={})
+    else:
+        layout = check_root(name, root)
     if config.images is None and spec.default_images and (root / spec.default_images).is_dir():
         config.images = root / spec.default_images
     if config.images is not None and not Path(config.images).is_dir():
