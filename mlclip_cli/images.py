@@ -1,0 +1,43 @@
+"""Open manifest images, whether plain files or members of webdataset tar shards."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mlclip_cli.errors import MlclipError
+
+TAR_SEPARATOR = "::"
+
+
+def open_image(image_path: str) -> Image.Image:
+    """The RGB image at a manifest `image_path` (`file` or `shard.tar::member`)."""
+    try:
+        if TAR_SEPARATOR in image_path:
+            tar_path, member = image_path.split(TAR_SEPARATOR, 1)
+            with tarfile.open(tar_path) as tar:
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise MlclipError(f"{image_path}: not a file in the shard")
+                image = Image.open(handle)
+                image.load()
+        else:
+            image = Image.open(Path(image_path))
+            image.load()
+    except (OSError, KeyError, tarfile.TarError) as exc:
+        raise MlclipError(f"cannot read image {image_path}: {exc}") from None
+    return image.convert("RGB")
+
+
+def load_uint8(paths: list[str], size: int) -> np.ndarray:
+    """Images as an [n, size, size, 3] uint8 array (resized when they are not `size` already)."""
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        image = open_image(path)
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        out[i] = np.asarray(image)
+    return out

@@ -1,0 +1,107 @@
+"""Load a CLIP through one function, whatever the source.
+
+- "mlclip-tiny": the embedded default's English CLIP (an open_clip config this package
+  registers), with the checkpoint shipped in the package when there is one;
+- a folder written by `mlclip pretrain` (model.safetensors + config.json);
+- an open_clip name with a pretrained tag, "ViT-B-32:openai" (needs the hub: the real
+  code path, never exercised offline) or a local weights file, "ViT-B-32:/path/w.safetensors".
+
+The tiny model and ViT-B-32 go through the same open_clip code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from safetensors.torch import load_file
+
+from mlclip_cli.errors import MlclipError
+
+TINY = "mlclip-tiny"
+_CONFIGS = Path(__file__).resolve().parents[1] / "model_configs"
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "mlclip-tiny-world"
+_registered = False
+
+
+def register_configs() -> None:
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(_CONFIGS)
+        _registered = True
+
+
+@dataclass
+class LoadedClip:
+    model: torch.nn.Module
+    tokenizer: object  # open_clip tokenizer: list[str] -> LongTensor [n, context]
+    preprocess: object  # PIL image -> tensor, as the model was trained
+    model_name: str  # open_clip architecture
+    identity: str  # what the weights are: recorded in features, compared on read
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+
+def _finish(model, model_name: str, identity: str) -> LoadedClip:
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    cfg = model.visual.preprocess_cfg
+    preprocess = open_clip.image_transform(cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"])
+    size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
+    return LoadedClip(model, open_clip.get_tokenizer(model_name), preprocess, model_name, identity,
+                      tuple(cfg["mean"]), tuple(cfg["std"]), size)
+
+
+def create_untrained(model_name: str = TINY) -> torch.nn.Module:
+    register_configs()
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # open_clip warns that no weights were loaded: that is the point
+    try:
+        return open_clip.create_model(model_name, pretrained=None)
+    finally:
+        logger.setLevel(level)
+
+
+def load_checkpoint_dir(folder: Path) -> LoadedClip:
+    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+    if not config_path.is_file() or not weights_path.is_file():
+        raise MlclipError(f"{folder}: not a CLIP checkpoint (needs config.json and model.safetensors)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    model = create_untrained(config["model_name"])
+    state = {k: v.float() for k, v in load_file(weights_path).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MlclipError(f"{weights_path}: weights do not fit {config['model_name']} "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()[:16]
+    return _finish(model, config["model_name"], f"{config['model_name']}@sha256:{digest}")
+
+
+def load_clip(spec: str = TINY) -> LoadedClip:
+    """Load a frozen CLIP from a name, a checkpoint folder or `NAME:PRETRAINED`."""
+    register_configs()
+    if spec == TINY:
+        if not (SHIPPED / "model.safetensors").is_file():
+            raise MlclipError(f"no trained {TINY} checkpoint is shipped; run `mlclip pretrain` and pass its folder")
+        return load_checkpoint_dir(SHIPPED)
+    path = Path(spec)
+    if path.is_dir():
+        return load_checkpoint_dir(path)
+    name, _, pretrained = spec.partition(":")
+    if name not in open_clip.list_models():
+        raise MlclipError(f"unknown model '{spec}': not a checkpoint folder nor an open_clip model name")
+    if not pretrained:
+        raise MlclipError(f"'{name}' needs weights: '{name}:openai' or '{name}:/path/weights.safetensors'")
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained)
+    except Exception as exc:  # hub access or a bad file: one line, not a traceback
+        raise MlclipError(f"cannot load {spec}: {exc}") from None
+    return _finish(model, name, spec)
