@@ -47,7 +47,36 @@ MANIFEST = ArtifactSpec(
     ),
 )
 
-ARTIFACTS = {spec.name: spec for spec in (MANIFEST,)}
+FEATURE_DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+
+
+def features_spec(dtype: str = "float32") -> ArtifactSpec:
+    """Feature shards: one embedding per image (key = image_id) or caption (key = sample_id)."""
+    if dtype not in FEATURE_DTYPES:
+        raise ArtifactError(f"feature dtype must be one of {', '.join(FEATURE_DTYPES)}, not '{dtype}'")
+    return ArtifactSpec(
+        name="features",
+        description="Frozen-model embeddings, sharded; model identity and preprocessing in the metadata.",
+        schema=pa.schema([
+            pa.field("key", pa.string(), nullable=False),  # image_id (images) or sample_id (captions)
+            pa.field("embedding", pa.list_(FEATURE_DTYPES[dtype]), nullable=False),
+        ]),
+    )
+
+
+FEATURES = features_spec("float32")
+
+EMBEDDINGS = ArtifactSpec(
+    name="embeddings",
+    description="Output of `mlclip embed`: one embedding per input text or image.",
+    schema=pa.schema([
+        pa.field("input", pa.string(), nullable=False),  # the text, or the image path
+        pa.field("language", pa.string(), nullable=True),  # null for images
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+    ]),
+)
+
+ARTIFACTS = {spec.name: spec for spec in (MANIFEST, FEATURES, EMBEDDINGS)}
 
 
 def _conform(table: pa.Table, spec: ArtifactSpec, where: str) -> pa.Table:

@@ -25,3 +25,18 @@ class Workspace:
 
     def data(self, name: str) -> Path:
         return self.root / "data" / name
+
+    @property
+    def features_root(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    def find_manifest(self, given: str) -> Path:
+        """A manifest path as given, or the workspace manifest of that data-set name."""
+        path = Path(given)
+        if path.suffix == ".parquet" or path.exists():
+            return path
+        return self.manifest(given)

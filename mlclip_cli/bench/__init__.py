@@ -1,0 +1,1 @@
+"""Retrieval benchmarks: a registry of benchmarks, the runner, its JSON result and report."""

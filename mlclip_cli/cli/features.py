@@ -1,0 +1,114 @@
+"""`mlclip features` and `mlclip embed`: frozen features and embeddings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlclip_cli.cli.app import app
+from mlclip_cli.cli.console import out
+from mlclip_cli.errors import MlclipError
+
+MODEL_HELP = "CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, or NAME:PRETRAINED (e.g. ViT-B-32:openai)."
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=out, transient=True)
+
+
+def progress_callback(bar: Progress):
+    tasks: dict[str, int] = {}
+
+    def update(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total)
+        bar.update(tasks[name], completed=done)
+
+    return update
+
+
+def _langs(value: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in value.split(",") if code.strip())
+
+
+@app.command(
+    help="""Encode a manifest's images with the frozen image tower and its captions (English by
+default) with the frozen text tower, into sharded Parquet feature files keyed by image_id /
+sample_id, with the model identity and preprocessing recorded so a mismatch is caught on read.
+
+Resumable: a killed run continues where it stopped; rerunning a finished one does nothing.
+Uses the GPU when there is one.
+
+Output: WORKSPACE/features/<manifest>/<split>/<model>/ unless --out is given.
+
+Example: [bold]mlclip features xtd10 --langs all[/]  (a workspace manifest name or a .parquet path)""",
+    short_help="Cache frozen image and text features of a manifest.",
+)
+def features(
+    ctx: typer.Context,
+    manifest: str = typer.Argument(..., help="Manifest path, or the name of a workspace manifest (e.g. xtd10)."),
+    model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+    langs: str = typer.Option("en", "--langs", help="Caption languages to encode: en (teacher), a list, or all."),
+    split: str = typer.Option(None, "--split", help="Only this split (default: every row)."),
+    dtype: str = typer.Option("float16", "--dtype", help="float16 or float32."),
+    out_dir: Path = typer.Option(None, "--out", help="Feature folder."),
+    no_images: bool = typer.Option(False, "--no-images", help="Skip the images."),
+) -> None:
+    from mlclip_cli.bench.run import slug
+    from mlclip_cli.encoders import FrozenClip
+    from mlclip_cli.features import FeaturesConfig, compute_features
+
+    path = ctx.obj.find_manifest(manifest)
+    encoder = FrozenClip.load(model)
+    folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.image_identity)
+    config = FeaturesConfig(manifest=path, out=folder, model=model, languages=_langs(langs), split=split,
+                            images=not no_images, dtype=dtype)
+    with progress_bar() as bar:
+        result = compute_features(config, encoder=encoder, progress=progress_callback(bar))
+    for part, rows in result.counts.items():
+        out.print(f"{part}: {rows} rows")
+    out.print(f"shards written {result.shards_written}, already there {result.shards_skipped} -> {result.folder}")
+
+
+@app.command(
+    help="""Embed texts in a named language, or images, with the frozen CLIP (plus its language
+extension for that language, once one exists), into a Parquet file (input, language, embedding).
+
+Texts come from --text-file (one per line; '-' for stdin) or a Parquet --column of --parquet.
+
+Example: [bold]echo "a red circle" | mlclip embed --lang en --text-file - --out emb.parquet[/]""",
+    short_help="Embed texts or images to Parquet.",
+)
+def embed(
+    out_path: Path = typer.Option(..., "--out", help="Output Parquet file."),
+    lang: str = typer.Option(None, "--lang", help="Language of the texts (picks the language extension)."),
+    text_file: str = typer.Option(None, "--text-file", help="Text file, one text per line; '-' reads stdin."),
+    parquet: Path = typer.Option(None, "--parquet", help="Parquet file holding texts."),
+    column: str = typer.Option("caption", "--column", help="Column of --parquet with the texts."),
+    image: list[Path] = typer.Option([], "--image", help="Image file to embed; repeatable."),
+    model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+) -> None:
+    from mlclip_cli.embed import EmbedConfig, embed as run
+
+    texts: list[str] = []
+    if text_file is not None:
+        handle = sys.stdin if text_file == "-" else None
+        try:
+            lines = (handle.read() if handle else Path(text_file).read_text(encoding="utf-8")).splitlines()
+        except OSError as exc:
+            raise MlclipError(f"cannot read {text_file}: {exc.strerror}") from None
+        texts = [line.strip() for line in lines if line.strip()]
+    if parquet is not None:
+        import pyarrow.parquet as pq
+
+        try:
+            texts += [str(t) for t in pq.read_table(parquet, columns=[column]).column(column).to_pylist() if t]
+        except Exception as exc:
+            raise MlclipError(f"cannot read column '{column}' of {parquet}: {str(exc).splitlines()[0]}") from None
+    result = run(EmbedConfig(out=out_path, texts=tuple(texts), language=lang,
+                             images=tuple(str(p) for p in image), model=model))
+    out.print(f"{result.rows} embeddings of dimension {result.dim} -> {result.out}")

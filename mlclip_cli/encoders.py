@@ -1,0 +1,46 @@
+"""Encoders that turn captions and images into embeddings.
+
+`FrozenClip` is CLIP as it is: its text tower for every language (the zero-shot baseline) and its
+image tower. Language extensions (MLA packs, CLL-CLIP embeddings) subclass it and change how
+non-native text is encoded; their `identity` then names them, so cached features never mix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mlclip_cli.images import open_image
+from mlclip_cli.models.clip import LoadedClip, load_clip
+
+
+class FrozenClip:
+    def __init__(self, clip: LoadedClip, device: str | None = None):
+        self.clip = clip
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        clip.model.to(self.device)
+
+    @classmethod
+    def load(cls, spec: str, device: str | None = None) -> "FrozenClip":
+        return cls(load_clip(spec), device)
+
+    @property
+    def image_identity(self) -> str:
+        return self.clip.identity
+
+    def text_identity(self, language: str) -> str:
+        return self.clip.identity
+
+    @property
+    def preprocess_description(self) -> str:
+        return " ".join(repr(self.clip.preprocess).split())
+
+    @torch.no_grad()
+    def encode_images(self, paths: list[str]) -> np.ndarray:
+        pixels = torch.stack([self.clip.preprocess(open_image(path)) for path in paths]).to(self.device)
+        return self.clip.model.encode_image(pixels, normalize=True).float().cpu().numpy()
+
+    @torch.no_grad()
+    def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
+        tokens = self.clip.tokenizer(captions).to(self.device)
+        return self.clip.model.encode_text(tokens, normalize=True).float().cpu().numpy()
