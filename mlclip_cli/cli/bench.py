@@ -27,16 +27,17 @@ COLUMNS = (("image_retrieval_recall@1", "t2i R@1"), ("image_retrieval_recall@5",
 def results_table(result: dict) -> Table:
     table = Table(title=f"{result['benchmark']}{' ' + result['subset'] if result['subset'] else ''}: "
                         f"{result['model']} ({result['text_encoder']}), {result['index']} index")
+    sizes = {(v["images"], v["captions"]) for v in result["languages"].values()}
+    if len(sizes) == 1:
+        images, captions = sizes.pop()
+        table.caption = f"{images} images and {captions} captions per language"
     table.add_column("lang")
-    table.add_column("images", justify="right")
-    table.add_column("captions", justify="right")
     shown = [(k, name) for k, name in COLUMNS if any(k in v["metrics"] for v in result["languages"].values())]
     for _, name in shown:
         table.add_column(name, justify="right")
     for language, entry in result["languages"].items():
-        table.add_row(language, str(entry["images"]), str(entry["captions"]),
-                      *(f"{entry['metrics'][k]:.1f}" if k in entry["metrics"] else "-" for k, _ in shown))
-    table.add_row("[bold]average[/]", "", "", *(f"[bold]{result['average'][k]:.1f}[/]" if k in result["average"] else ""
+        table.add_row(language, *(f"{entry['metrics'][k]:.1f}" if k in entry["metrics"] else "-" for k, _ in shown))
+    table.add_row("[bold]mean[/]", *(f"[bold]{result['average'][k]:.1f}[/]" if k in result["average"] else ""
                                                 for k, _ in shown))
     return table
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mlclip_cli.cli.app import app
+from mlclip_cli.cli.bench import results_table
 from mlclip_cli.cli.console import out
 
 
@@ -30,4 +31,8 @@ def demo(
             out.print(result.detail)
 
     out.print(f"workspace: {ctx.obj.root}")
-    run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=show)
+    with out.status("running the pipeline ..."):
+        results = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=show)
+    bench = next((r.data for r in results if r.name == "zero-shot retrieval benchmark" and r.data), None)
+    if bench is not None:
+        out.print(results_table(bench.result))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from mlclip_cli.world.grammar.common import capitalise, join_list
 from mlclip_cli.world.semantics import CaptionPlan, Group
 
 CODE = "de"
@@ -94,9 +95,9 @@ def realise(plan: CaptionPlan, rng: random.Random) -> str:
             body = f"{subject} {landmark}"
     else:
         phrases = [_noun_phrase(g, case, rng) for g in plan.groups]
-        body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " und " + phrases[-1]
+        body = join_list(phrases, "und")
     if framed:
         body = "ein Bild mit " + body
     if plan.background is not None:
         body += " " + _background(plan.background, rng)
-    return body[0].upper() + body[1:]
+    return capitalise(body)

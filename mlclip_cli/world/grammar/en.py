@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from mlclip_cli.world.grammar.common import capitalise, join_list
 from mlclip_cli.world.semantics import CaptionPlan, Group
 
 CODE = "en"
@@ -62,13 +63,11 @@ def realise(plan: CaptionPlan, rng: random.Random) -> str:
     phrases = [_noun_phrase(g, rng) for g in plan.groups]
     if plan.relation is not None:
         body = f"{phrases[0]} {rng.choice(_RELATION[plan.relation])} {phrases[1]}"
-    elif len(phrases) == 1:
-        body = phrases[0]
     else:
-        body = ", ".join(phrases[:-1]) + " and " + phrases[-1]
+        body = join_list(phrases, "and")
     if rng.random() < 0.3:
         body = ("there is " if plan.groups[0].count == 1 and plan.relation is None and len(phrases) == 1
                 else "a picture of ") + body
     if plan.background is not None:
         body += f" on a {rng.choice(_BACKGROUND[plan.background])} background"
-    return body[0].upper() + body[1:]
+    return capitalise(body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from mlclip_cli.world.grammar.common import capitalise, join_list
 from mlclip_cli.world.semantics import CaptionPlan, Group
 
 CODE = "es"
@@ -84,8 +85,8 @@ def realise(plan: CaptionPlan, rng: random.Random) -> str:
             body = f"{frame}{subject} {landmark}"
     else:
         phrases = [_noun_phrase(g, rng) for g in plan.groups]
-        body = frame + (phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " y " + phrases[-1])
+        body = frame + join_list(phrases, "y")
     if plan.background is not None:
         setting = rng.choice(("sobre fondo", "sobre un fondo", "con fondo"))
         body += f" {setting} {_BACKGROUND[plan.background]}"
-    return body[0].upper() + body[1:]
+    return capitalise(body)

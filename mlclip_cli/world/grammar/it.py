@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from mlclip_cli.world.grammar.common import capitalise, join_list
 from mlclip_cli.world.semantics import CaptionPlan, Group
 
 CODE = "it"
@@ -98,10 +99,10 @@ def realise(plan: CaptionPlan, rng: random.Random) -> str:
         several = False
     else:
         phrases = [_noun_phrase(g, rng) for g in plan.groups]
-        body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " e " + phrases[-1]
+        body = join_list(phrases, "e")
         several = len(phrases) > 1 or plan.groups[0].count > 1
     if framed:
         body = rng.choice(("ci sono " if several else "c'è ", "un'immagine con ")) + body
     if plan.background is not None:
         body += rng.choice((" su sfondo ", " su uno sfondo ")) + _BACKGROUND[plan.background]
-    return body[0].upper() + body[1:]
+    return capitalise(body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from mlclip_cli.world.grammar.common import join_list
 from mlclip_cli.world.semantics import CaptionPlan, Group
 
 CODE = "tr"
@@ -75,7 +76,7 @@ def realise(plan: CaptionPlan, rng: random.Random) -> str:
         body = f"{landmark} {rng.choice(_RELATION[plan.relation])} {_noun_phrase(plan.groups[0], rng)}"
     else:
         phrases = [_noun_phrase(g, rng) for g in plan.groups]
-        body = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " ve " + phrases[-1]
+        body = join_list(phrases, "ve")
     if existential:
         body += " var"
     if plan.background is not None:  # the setting comes first
