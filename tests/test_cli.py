@@ -45,3 +45,21 @@ def test_bad_input_gives_one_line_errors(run_cli, tmp_path):
     root = write_xtd10(tmp_path / "xtd2")
     _assert_one_line_error(run_cli("prepare", "xtd10", "--root", str(root), "--langs", "en,xx"), "no language xx")
     _assert_one_line_error(run_cli("prepare", "cc3m", "--root", str(root), "--translation", "bad"), "LANG=FILE")
+
+
+def test_every_command_help_has_an_example(run_cli):
+    commands = [("prepare",), ("pretrain",), ("features",), ("embed",), ("demo",), ("bench", "xtd"),
+                ("bench", "coco"), ("bench", "report")]
+    for command in commands:
+        result = run_cli(*command, "--help")
+        assert result.code == 0, command
+        assert "Example" in result.out, f"mlclip {' '.join(command)} --help has no example"
+
+
+def test_debug_shows_the_traceback(run_cli, tmp_path):
+    import pytest
+
+    from mlclip_cli.errors import DatasetError
+
+    with pytest.raises(DatasetError):
+        run_cli("--debug", "prepare", "xtd10", "--root", str(tmp_path / "nope"))
