@@ -158,4 +158,46 @@ def test_cli_features_embed_and_bench(setup, run_cli, tmp_path):
     result = run_cli("bench", "report", str(files[0]), "--csv", str(tmp_path / "r.csv"))
     assert result.code == 0 and (tmp_path / "r.csv").is_file()
     result = run_cli("bench", "xtd", "--manifest", str(tmp_path / "missing.parquet"), "--model", setup["model"])
-    assert result.code == 1 and "no such manifest file" in result.err
+    assert result.code == 1 and "no such manifest; run `mlclip prepare xtd10" in result.err
+
+
+def test_bench_keeps_every_caption_of_independent_data(setup, tmp_path):
+    """An XM3600-like manifest: several independent captions per image, no pair ids."""
+    from mlclip_cli.artifacts import read_manifest
+
+    test = read_manifest(setup["manifest"]).to_pandas()
+    rows = []
+    for _, row in test[test.language.isin(["en", "de"])].iterrows():
+        for j in range(2 if row.language == "en" else 3):
+            rows.append({**row.to_dict(), "sample_id": f"{row.sample_id}/{j}", "source": "xm3600", "pair_id": None,
+                         "caption": row.caption if j == 0 else f"{row.caption} ({j})"})
+    manifest = write_manifest(manifest_from_rows(rows), tmp_path / "xm3600.parquet")
+    result = run_bench(BenchConfig(benchmark="xm3600", manifest=manifest, out_dir=tmp_path, features_dir=tmp_path,
+                                   model=setup["model"])).result
+    assert result["languages"]["en"]["captions"] == 60 and result["languages"]["de"]["captions"] == 90
+    assert all(k.startswith(("image_", "text_retrieval", "mean")) for k in result["languages"]["de"]["metrics"])
+
+    # the recall comes from the same features the brute-force metrics module would use
+    folder = next(tmp_path.rglob("features.json")).parent
+    image_keys, image = load_features(folder, "image")
+    de = [r for r in rows if r["language"] == "de"]
+    keys, text = load_features(folder, "text-de")
+    order = {k: i for i, k in enumerate(keys)}
+    caption_image = np.array([image_keys.index(r["image_id"]) for r in de])
+    exact = retrieval_metrics(text[[order[r["sample_id"]] for r in de]], image, caption_image)
+    for key, value in exact.items():
+        assert result["languages"]["de"]["metrics"][key] == pytest.approx(value, abs=0.2)
+
+
+def test_coco_subsets_take_the_first_test_images():
+    import pandas as pd
+
+    from mlclip_cli.bench.registry import get_benchmark
+
+    rows = pd.DataFrame({"image_id": [str(i // 5) for i in range(6000)]})  # 1200 images x 5 captions
+    coco = get_benchmark("coco")
+    assert coco.select(rows, "1k").image_id.nunique() == 1000
+    assert list(dict.fromkeys(coco.select(rows, "1k").image_id))[-1] == "999"
+    assert len(coco.select(rows, "5k")) == 6000
+    with pytest.raises(MlclipError, match="1k or 5k"):
+        coco.select(rows, "2k")

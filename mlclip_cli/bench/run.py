@@ -58,6 +58,9 @@ def slug(text: str) -> str:
 def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
               progress: Callable[[str, int, int], None] | None = None) -> BenchResult:
     benchmark = get_benchmark(config.benchmark)
+    if not Path(config.manifest).is_file():
+        raise MlclipError(f"{config.manifest}: no such manifest; run `mlclip prepare {benchmark.dataset} --root ... "
+                          "--images ...` first or pass --manifest")
     manifest = read_manifest(config.manifest).to_pandas()
     rows = manifest[(manifest.split == benchmark.split) & manifest.image_path.notna()]
     if rows.empty:

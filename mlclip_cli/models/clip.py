@@ -95,6 +95,12 @@ def load_clip(spec: str = TINY) -> LoadedClip:
     path = Path(spec)
     if path.is_dir():
         return load_checkpoint_dir(path)
+    if spec.startswith(("local-dir:", "hf-hub:")):  # open_clip's own folder and hub schemes
+        try:
+            model = open_clip.create_model(spec)
+        except Exception as exc:
+            raise MlclipError(f"cannot load {spec}: {exc}") from None
+        return _finish(model, spec, spec)
     name, _, pretrained = spec.partition(":")
     if name not in open_clip.list_models():
         raise MlclipError(f"unknown model '{spec}': not a checkpoint folder nor an open_clip model name")
