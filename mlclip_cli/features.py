@@ -92,8 +92,11 @@ def _shard_is_complete(path: Path, expected: dict[str, str], first: str, last: s
 
 
 def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
-                     progress: Callable[[str, int, int], None] | None = None) -> FeaturesResult:
-    manifest = read_manifest(config.manifest).to_pandas()
+                     progress: Callable[[str, int, int], None] | None = None,
+                     manifest: pd.DataFrame | None = None) -> FeaturesResult:
+    """`manifest`: the rows of config.manifest when the caller has read them already."""
+    if manifest is None:
+        manifest = read_manifest(config.manifest).to_pandas()
     if config.split is not None:
         manifest = manifest[manifest.split == config.split]
         if manifest.empty:

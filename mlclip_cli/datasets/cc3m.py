@@ -32,6 +32,7 @@ from pathlib import Path
 from mlclip_cli.datasets import register
 from mlclip_cli.datasets.base import DatasetSpec, PrepareConfig, Report, check_aligned, existing, read_lines, select_languages
 from mlclip_cli.errors import DatasetError
+from mlclip_cli.images import TAR_SEPARATOR
 from mlclip_cli.text import normalise_language
 
 TSVS = {"train": "Train_GCC-training.tsv", "val": "Validation_GCC-1.1.0-Validation.tsv"}
@@ -118,7 +119,7 @@ def _index_tar(path: Path, found: dict[str, list[Download]]) -> int:
                     meta = None
                 if isinstance(meta, dict) and _usable(meta):
                     key = str(meta.get("key") or Path(stem).name)
-                    found.setdefault(meta["url"].strip(), []).append((key, f"{tar_path}::{image}"))
+                    found.setdefault(meta["url"].strip(), []).append((key, f"{tar_path}{TAR_SEPARATOR}{image}"))
     except (tarfile.TarError, OSError):
         return 1
     return 0
