@@ -72,3 +72,15 @@ def test_load_clip_errors_are_clear(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MlclipError, match="not a CLIP checkpoint"):
         load_clip(str(tmp_path / "empty"))
+
+
+def test_pretrain_command_writes_a_checkpoint_and_resumes(manifest, run_cli, tmp_path):
+    args = ("pretrain", "--manifest", str(manifest), "--arch", "mlclip-micro", "--steps", "4", "--eval-every", "2",
+            "--batch-size", "16", "--out", str(tmp_path / "ckpt"))
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    assert "validation retrieval" in result.out and (tmp_path / "ckpt" / "model.safetensors").is_file()
+    result = run_cli(*args[:6], "6", *args[7:])
+    assert result.code == 0 and "resumed from step 4" in result.out
+    bad = run_cli("pretrain", "--manifest", str(tmp_path / "none.parquet"), "--arch", "mlclip-micro")
+    assert bad.code == 1 and bad.err.startswith("error: ") and "no such manifest file" in bad.err

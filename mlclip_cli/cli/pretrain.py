@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -31,7 +32,8 @@ retrieval on its val split.
 
 Output: a checkpoint folder (model.safetensors + config.json, loadable by every command that
 takes --model) with trainer state to resume from; rerunning the same command resumes.
-Runs on CPU or one GPU; for several GPUs launch it with torchrun.
+Runs on CPU or one GPU; for several GPUs launch it with torchrun (DDP):
+torchrun --nproc_per_node=4 -m mlclip_cli pretrain ...
 
 Example: [bold]mlclip pretrain --steps 6000 --out mlclip-workspace/models/tiny[/]""",
     short_help="Train the small English CLIP on the world's English captions.",
@@ -46,12 +48,13 @@ def pretrain(
     seed: int = typer.Option(0, "--seed", help="Initialisation and data-order seed."),
     eval_every: int = typer.Option(500, "--eval-every", min=1, help="Steps between validation runs and checkpoints."),
     half: bool = typer.Option(False, "--half", help="Save the final weights as float16 (half the size)."),
+    arch: str = typer.Option("mlclip-tiny", "--arch", help="open_clip architecture to train from scratch (e.g. mlclip-tiny, mlclip-micro, ViT-B-32)."),
 ) -> None:
     from mlclip_cli.training.pretrain import PretrainConfig, pretrain as run
 
     config = PretrainConfig(
         manifest=manifest or ctx.obj.manifest("world"), out=out_dir or ctx.obj.root / "models" / "mlclip-tiny",
-        steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every,
+        model_name=arch, steps=steps, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every,
         checkpoint_every=eval_every, weights_dtype="float16" if half else "float32",
     )
     columns = (TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
@@ -61,6 +64,9 @@ def pretrain(
         if not out.is_terminal and step % 100 == 0:  # logs get a line now and then instead of a bar
             bar.console.print(f"step {step}/{total}: loss {loss:.3f}")
 
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        run(config)
+        return
     with Progress(*columns, console=out) as bar:
         task = bar.add_task("pretrain", total=steps, loss=float("nan"))
         result = run(

@@ -1,7 +1,8 @@
 """`mlclip pretrain`: train an English CLIP contrastively on a manifest's English captions.
 
 Made for the embedded world (the tiny model learns it in minutes on a CPU), but any manifest
-with images and English captions works. Whole blocks of `block_size` consecutive images form a
+with images and English captions works as long as its images fit in memory at the model's
+resolution (they are decoded once and held as uint8: 30,000 world images take 370 MB). Whole blocks of `block_size` consecutive images form a
 batch's units: the world writes near-duplicate scenes next to each other, so batches hold hard
 negatives. Runs on CPU, one GPU, or several through torchrun (DDP, per-rank contrastive loss).
 """
