@@ -137,8 +137,10 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
     return result
 
 
-def load_features(folder: Path, part: str, identity: str | None = None) -> tuple[list[str], np.ndarray]:
-    """Keys and float32 matrix of one part ("image" or "text-<lang>"), checked against `identity`."""
+def load_features(folder: Path, part: str, identity: str | None = None,
+                  preprocess: str | None = None) -> tuple[list[str], np.ndarray]:
+    """Keys and float32 matrix of one part ("image" or "text-<lang>"), checked against the
+    encoder `identity` and, for images, the `preprocess` they must have been made with."""
     folder = Path(folder)
     shards = sorted(folder.glob(f"{part}-[0-9][0-9][0-9][0-9][0-9].parquet"))
     if not shards:
@@ -151,6 +153,10 @@ def load_features(folder: Path, part: str, identity: str | None = None) -> tuple
             raise ArtifactError(
                 f"{shard}: features were made by '{meta.get('identity')}', not by '{identity}'; "
                 "recompute them with `mlclip features` for this model")
+        if preprocess is not None and meta.get("preprocess") != preprocess:
+            raise ArtifactError(
+                f"{shard}: images were preprocessed as '{meta.get('preprocess')}', not as '{preprocess}'; "
+                "recompute the features with `mlclip features`")
         table = read_table(shard, features_spec(meta.get("dtype", "float32")))
         keys.extend(table.column("key").to_pylist())
         flat = table.column("embedding").combine_chunks()

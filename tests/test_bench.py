@@ -85,6 +85,8 @@ def test_features_from_another_model_are_refused(setup, tmp_path):
     other = load_clip(setup["other"]).identity
     with pytest.raises(ArtifactError, match="features were made by 'mlclip-micro@sha256:.*', not by 'mlclip-micro@sha256:"):
         load_features(tmp_path / "f", "image", other)
+    with pytest.raises(ArtifactError, match="images were preprocessed as .*, not as 'Resize\\(224\\)'"):
+        load_features(tmp_path / "f", "image", preprocess="Resize(224)")
     # and a shard from another model is recomputed, not reused
     result = compute_features(FeaturesConfig(manifest=setup["manifest"], out=tmp_path / "f"), FrozenClip.load(setup["other"], "cpu"))
     assert result.shards_skipped == 0

@@ -83,7 +83,7 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
     folder = Path(config.features_dir) / slug(Path(config.manifest).stem) / benchmark.split / slug(encoder.image_identity)
     compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=needed, split=benchmark.split,
                                     device=config.device), encoder=encoder, progress=progress, manifest=manifest)
-    image_keys, image_matrix = load_features(folder, "image", encoder.image_identity)
+    image_keys, image_matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)
     image_row = {key: i for i, key in enumerate(image_keys)}
     kept_images = list(dict.fromkeys(rows.image_id))
     image_features = image_matrix[[image_row[i] for i in kept_images]]
