@@ -1,6 +1,7 @@
 """The embedded world: determinism, XTD10 layout, and that prepare reads it like the real thing."""
 
 import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -10,13 +11,15 @@ from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.datasets.base import PrepareConfig
 from mlclip_cli.datasets.prepare import prepare_dataset
 from mlclip_cli.datasets.xtd10 import FILES
-from mlclip_cli.world.generate import WorldConfig, generate_world
+from mlclip_cli.world.generate import WorldConfig, _captions, generate_world
 from mlclip_cli.world.scenes import clustered_scenes, english_key, plan_for, random_scene
 from mlclip_cli.world.render import render
 
 from conftest import SHARED_XTD10
 
 SMALL = WorldConfig(seed=3, train_scenes=24, captions_per_train_scene=2, val_scenes=10, test_scenes=15)
+# Many train captions, so that val/test drawn without exclusion would repeat some (checked below).
+CROWDED = WorldConfig(seed=3, train_scenes=400, captions_per_train_scene=8, val_scenes=10, test_scenes=20)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -36,6 +39,69 @@ def test_same_seed_same_world_other_seed_other_world(world, tmp_path):
     assert world.rows == [{**r, "image_path": r["image_path"].replace(str(again.folder.resolve()), str(world.folder.resolve()))} for r in again.rows]
     other = generate_world(tmp_path / "other", WorldConfig(**{**SMALL.__dict__, "seed": 4}), workers=1)
     assert (other.folder / "xtd10/XTD10/test_1kcaptions_en.txt").read_text() != (world.folder / "xtd10/XTD10/test_1kcaptions_en.txt").read_text()
+
+
+def _split_captions(world) -> dict[str, dict[str, list[str]]]:
+    """split -> language -> captions; test read back from the XTD10 files."""
+    out: dict[str, dict[str, list[str]]] = {"train": {}, "val": {}}
+    for row in world.rows:
+        out[row["split"]].setdefault(row["language"], []).append(row["caption"])
+    out["test"] = {lang: (world.folder / "xtd10" / sub / f"test_1kcaptions_{code}.txt").read_text(encoding="utf-8").splitlines()
+                   for lang, (sub, code) in FILES.items()}
+    return out
+
+
+@pytest.mark.parametrize("crowded", [False, True])
+def test_val_and_test_captions_never_occur_in_train(world, tmp_path, crowded):
+    if crowded:
+        world = generate_world(tmp_path / "crowded", CROWDED, workers=1)
+        # the same splits drawn without exclusion repeat train captions: the check below has teeth
+        train = {lang: set(c) for lang, c in _split_captions(world)["train"].items()}
+        repeats = sum(caption in train[lang]
+                      for split, n in (("val", CROWDED.val_scenes), ("test", CROWDED.test_scenes))
+                      for i, (_, plan) in enumerate(clustered_scenes(random.Random(f"{CROWDED.seed}:{split}"), n))
+                      for lang, caption in _captions(plan, f"{CROWDED.seed}:{split}:{i}").items())
+        assert repeats >= 5
+    captions = _split_captions(world)
+    for split in ("val", "test"):
+        assert len(captions[split]["en"]) == getattr(world.config, f"{split}_scenes")
+        for lang, split_captions in captions[split].items():
+            assert not set(split_captions) & set(captions["train"][lang]), (split, lang)
+
+
+def test_train_rows_are_those_the_shipped_clip_was_trained_on(world):
+    # digest of SMALL's train rows from world version 1; the exclusion must only change val and test
+    train = [{k: v for k, v in r.items() if k != "image_path"} for r in world.rows if r["split"] == "train"]
+    digest = hashlib.sha256(json.dumps(train, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    assert digest == "85832cd42a451b386731465cef37d45d2dcdb8a75965caf43c5fdde93cdb0827"
+
+
+def test_clustered_scenes_redraws_refused_candidates_and_keeps_clusters():
+    asked = []
+
+    def accept(i, plan):  # refuse every one-group caption
+        asked.append(i)
+        return len(plan.groups) > 1
+
+    scenes = clustered_scenes(random.Random(0), 200, accept=accept)
+    assert len(scenes) == 200 and all(len(plan.groups) > 1 for _, plan in scenes)
+    assert len({english_key(plan) for _, plan in scenes}) == 200
+    assert asked[-1] == 199 and len(asked) > 200  # asked with the index the candidate would get
+    assert sum(bool(set(a.objects) & set(b.objects)) for (a, _), (b, _) in zip(scenes, scenes[1:])) > 60
+    # accepting everything is the same as no accept at all
+    assert clustered_scenes(random.Random(0), 50, accept=lambda i, plan: True) == clustered_scenes(random.Random(0), 50)
+
+
+def test_val_and_test_images_of_another_version_are_not_reused(tmp_path):
+    folder = tmp_path / "w"
+    generate_world(folder, SMALL, workers=1)
+    image = folder / "xtd10/images/world_test_000000.jpg"
+    good = image.read_bytes()
+    image.write_bytes(b"stale")
+    meta = json.loads((folder / "world.json").read_text())
+    (folder / "world.json").write_text(json.dumps({**meta, "world_version": 1}))
+    generate_world(folder, SMALL, workers=1)
+    assert image.read_bytes() == good
 
 
 def test_test_set_has_xtd10_layout(world):

@@ -29,7 +29,7 @@ from mlclip_cli.world.render import render
 from mlclip_cli.world.scenes import clustered_scenes, plan_for, scene_cluster
 from mlclip_cli.world.semantics import CaptionPlan
 
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: val and test captions never occur in train
 _SHARD = 10_000  # img2dataset's default shard size
 _CHUNK = 500
 # Train scenes come in blocks of near-duplicates written next to each other, so a trainer that
@@ -88,15 +88,23 @@ def _train_chunk(args: tuple[Path, WorldConfig, int, int]) -> list[dict]:
     return rows
 
 
-def _clustered_split(folder: Path, config: WorldConfig, split: str, n: int, image_dir: Path) -> tuple[list, list]:
+def _clustered_split(folder: Path, config: WorldConfig, split: str, n: int, image_dir: Path,
+                     exclude: dict[str, set[str]] | None = None, reuse: bool = True) -> tuple[list, list]:
+    """Val or test. A scene whose caption in any language is in exclude[lang] is redrawn, so the
+    split does not reward memorising train captions."""
     image_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"{config.seed}:{split}")
+
+    def unseen(i: int, plan: CaptionPlan) -> bool:  # realised with the key of the index it would get
+        captions = _captions(plan, f"{config.seed}:{split}:{i}")
+        return not any(caption in exclude.get(lang, ()) for lang, caption in captions.items())
+
     rows, names = [], []
-    for i, (scene, plan) in enumerate(clustered_scenes(rng, n)):
+    for i, (scene, plan) in enumerate(clustered_scenes(rng, n, accept=unseen if exclude else None)):
         name = f"world_{split}_{i:06d}.jpg"
         path = image_dir / name
         image_rng = random.Random(f"{config.seed}:{split}:{i}:image")
-        if not path.is_file():
+        if not (reuse and path.is_file()):
             _save_jpeg(render(scene, image_rng), path)
         names.append(name)
         for lang, caption in _captions(plan, f"{config.seed}:{split}:{i}").items():
@@ -143,7 +151,8 @@ def _write_xtd10(folder: Path, rows: list[dict], names: list[str]) -> None:
 
 def generate_world(folder: Path, config: WorldConfig, workers: int = 2,
                    progress: Callable[[int, int], None] | None = None) -> WorldResult:
-    """Write the world under `folder` (images already there are reused) and return its manifest rows."""
+    """Write the world under `folder` and return its manifest rows. Train images already there are
+    reused; val/test ones only if world.json says they come from the same version and config."""
     folder = Path(folder)
     for shard in range((config.train_scenes + _SHARD - 1) // _SHARD):
         (folder / "cc3m" / "images" / f"{shard:05d}").mkdir(parents=True, exist_ok=True)
@@ -157,10 +166,20 @@ def generate_world(folder: Path, config: WorldConfig, workers: int = 2,
             done += stop - start
             if progress:
                 progress(done, total)
-    val_rows, _ = _clustered_split(folder, config, "val", config.val_scenes, folder / "val" / "images")
+    # Val/test scenes depend on the version and on train (see exclude): reuse their images only
+    # from a world written by the same version and config.
+    written = json.loads((folder / "world.json").read_text(encoding="utf-8")) if (folder / "world.json").is_file() else {}
+    reuse = written.get("world_version") == WORLD_VERSION and written.get("config") == asdict(config)
+    (folder / "world.json").unlink(missing_ok=True)  # an interrupted run must not pass for this one
+    train_captions: dict[str, set[str]] = {}
+    for row in train_rows:
+        train_captions.setdefault(row["language"], set()).add(row["caption"])
+    val_rows, _ = _clustered_split(folder, config, "val", config.val_scenes, folder / "val" / "images",
+                                   train_captions, reuse)
     if progress:
         progress(done + config.val_scenes, total)
-    test_rows, test_names = _clustered_split(folder, config, "test", config.test_scenes, folder / "xtd10" / "images")
+    test_rows, test_names = _clustered_split(folder, config, "test", config.test_scenes, folder / "xtd10" / "images",
+                                            train_captions, reuse)
     _write_cc3m(folder, train_rows)
     _write_xtd10(folder, test_rows, test_names)
     if progress:

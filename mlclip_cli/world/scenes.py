@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 from mlclip_cli.world.semantics import (
@@ -166,17 +167,36 @@ def scene_cluster(rng: random.Random, size: int) -> list[Scene]:
     return cluster
 
 
-def clustered_scenes(rng: random.Random, n_scenes: int, cluster_size: int = 5) -> list[tuple[Scene, CaptionPlan]]:
-    """`n_scenes` scenes with full captions, in clusters of near-duplicates, all descriptions unique."""
+def clustered_scenes(rng: random.Random, n_scenes: int, cluster_size: int = 5,
+                     accept: Callable[[int, CaptionPlan], bool] | None = None) -> list[tuple[Scene, CaptionPlan]]:
+    """`n_scenes` scenes with full captions, in clusters of near-duplicates, all descriptions unique.
+
+    accept(index, plan), if given, is asked about each candidate with the output index it would get
+    (its captions depend on that index); a refused candidate is left out and replaced by a further
+    one-attribute edit of the cluster, so clusters stay near `cluster_size`. Without accept, the
+    output is what it always was.
+    """
     seen: set = set()
     out: list[tuple[Scene, CaptionPlan]] = []
     while len(out) < n_scenes:
-        for scene in scene_cluster(rng, cluster_size):
-            if len(out) == n_scenes:
-                break
+        cluster = scene_cluster(rng, cluster_size)
+        pending, kept, spares = list(cluster), [], 30
+        while pending and len(out) < n_scenes:
+            scene = pending.pop(0)
             plan = plan_for(scene, rng, full=True)
             key = english_key(plan)
-            if key not in seen:
+            if key in seen:
+                continue
+            if accept is None or accept(len(out), plan):
                 seen.add(key)
                 out.append((scene, plan))
+                kept.append(scene)
+                continue
+            while spares:  # refused: draw another edit, of a kept scene so it stays one edit from the cluster
+                spares -= 1
+                edited = rng.choice(EDITS)(rng.choice(kept or cluster), rng)
+                if edited is not None and edited not in cluster:
+                    cluster.append(edited)
+                    pending.append(edited)
+                    break
     return out
