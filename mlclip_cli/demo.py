@@ -13,6 +13,9 @@ from mlclip_cli.workspace import Workspace
 
 QUICK_TRAIN_SCENES = 2_000
 QUICK_PRETRAIN_STEPS = 200
+MLA_LANGUAGES = ("de", "fr", "es", "it", "ru", "pl", "tr", "zh", "ja")  # Korean comes later, by extend
+ADDED_LANGUAGE = "ko"
+QUICK_MLA_STEPS = (60, 10, 40)  # NLT, LE, and NLT of the extend step
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class StepResult:
 class _State:
     model: str = "mlclip-tiny"  # what later steps load: the shipped name or a checkpoint folder
     results: dict = field(default_factory=dict)
+    zero_shot: dict | None = None  # bench result of the frozen CLIP
+    extension: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def _features(config: DemoConfig, state: _State):
     from mlclip_cli.encoders import FrozenClip
     from mlclip_cli.features import FeaturesConfig, compute_features
 
-    encoder = FrozenClip.load(state.model)
+    encoder = FrozenClip.load(state.model)  # the frozen teacher: its features feed MLA
     folder = config.workspace.features_root / "world" / "train" / slug(encoder.image_identity)
     result = compute_features(FeaturesConfig(manifest=config.workspace.manifest("world"), out=folder,
                                              model=state.model, split="train"), encoder=encoder)
@@ -99,9 +104,71 @@ def _bench(config: DemoConfig, state: _State):
     result = run_bench(BenchConfig(benchmark="xtd", manifest=config.workspace.manifest("xtd10"),
                                    out_dir=config.workspace.results, features_dir=config.workspace.features_root,
                                    model=state.model))
+    state.zero_shot = result.result
     english = result.result["languages"]["en"]["metrics"]["mean_recall"]
     others = [v["metrics"]["mean_recall"] for k, v in result.result["languages"].items() if k != "en"]
     return (f"English mean recall {english:.1f}; the other 10 languages zero-shot {min(others):.1f}-{max(others):.1f} "
+            f"-> {result.json_path}"), result
+
+
+def _mla_loop(config: DemoConfig, extend: bool = False):
+    from dataclasses import replace
+
+    from mlclip_cli.mla.train import LoopConfig
+
+    loop = LoopConfig()
+    if config.quick:
+        nlt, le, ko = QUICK_MLA_STEPS
+        loop = replace(loop, nlt=replace(loop.nlt, steps=ko if extend else nlt), le=replace(loop.le, steps=le),
+                       eval_every=10_000)
+    elif extend:
+        loop = replace(loop, nlt=replace(loop.nlt, steps=EXTEND_NLT_STEPS))
+    return loop
+
+
+EXTEND_NLT_STEPS = 300
+
+
+def _mla_train(config: DemoConfig, state: _State):
+    from mlclip_cli.mla.method import MlaConfig, train_mla
+    from mlclip_cli.mla.packs import is_extension, read_extension
+
+    out = config.workspace.root / "extensions" / "mla"
+    state.extension = str(out)
+    if is_extension(out) and set(MLA_LANGUAGES) <= set(read_extension(out).languages):
+        return f"reused the finished extension {out} ({', '.join(read_extension(out).languages)})", None
+    result = train_mla(MlaConfig(manifest=config.workspace.manifest("world"), out=out, languages=MLA_LANGUAGES,
+                                 features_root=config.workspace.features_root, model=state.model,
+                                 loop=_mla_loop(config), resume=True))
+    scores = ", ".join(f"{k} {v['image_retrieval_recall@1']:.1f}" for k, v in result.loop.val.items())
+    return f"{result.loop.steps} steps in {result.loop.seconds:.0f} s; val t2i R@1 {scores} -> {out}", result
+
+
+def _mla_extend(config: DemoConfig, state: _State):
+    from mlclip_cli.mla.method import MlaConfig, extend_mla
+    from mlclip_cli.mla.packs import read_extension
+
+    out = config.workspace.root / "extensions" / "mla"
+    if ADDED_LANGUAGE in read_extension(out).languages:
+        return f"reused the finished '{ADDED_LANGUAGE}' pack in {out}", None
+    result = extend_mla(MlaConfig(manifest=config.workspace.manifest("world"), out=out, languages=(ADDED_LANGUAGE,),
+                                  features_root=config.workspace.features_root, loop=_mla_loop(config, extend=True),
+                                  resume=True))
+    metrics = result.loop.val.get(ADDED_LANGUAGE, {})
+    return (f"{result.loop.steps} steps in {result.loop.seconds:.0f} s, {result.tokenizer_note[ADDED_LANGUAGE]}; "
+            f"val t2i R@1 {metrics.get('image_retrieval_recall@1', float('nan')):.1f}; "
+            "the other packs' files untouched"), result
+
+
+def _mla_bench(config: DemoConfig, state: _State):
+    from mlclip_cli.bench.run import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(benchmark="xtd", manifest=config.workspace.manifest("xtd10"),
+                                   out_dir=config.workspace.results, features_dir=config.workspace.features_root,
+                                   model=state.extension))
+    state.results["mla"] = result.result
+    others = [v["metrics"]["mean_recall"] for k, v in result.result["languages"].items() if k != "en"]
+    return (f"with the extension the 10 other languages reach mean recall {min(others):.1f}-{max(others):.1f} "
             f"-> {result.json_path}"), result
 
 
@@ -112,12 +179,34 @@ def _steps() -> list[Step]:
         Step("English CLIP for the world", "mlclip pretrain (or the shipped checkpoint)", _english_clip),
         Step("frozen feature cache (images + English teacher)", "mlclip features world --split train", _features),
         Step("zero-shot retrieval benchmark", "mlclip bench xtd --langs all", _bench),
-        Step("teach new languages (MLA)", "mlclip extend", None),
+        Step("teach nine languages (MLA)", "mlclip train --method mla --langs " + ",".join(MLA_LANGUAGES), _mla_train),
+        Step("add Korean, touching nothing else", f"mlclip extend --lang {ADDED_LANGUAGE}", _mla_extend),
+        Step("retrieval with the extension", "mlclip bench xtd --langs all --model WORKSPACE/extensions/mla", _mla_bench),
         Step("continual language learning (CLL-CLIP + TEIR)", "mlclip continual", None),
     ]
 
 
-def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+@dataclass
+class DemoResult:
+    steps: list[StepResult]
+    zero_shot: dict | None
+    mla: dict | None
+
+
+def comparison(zero_shot: dict, mla: dict | None) -> list[dict]:
+    """Per language: zero-shot English CLIP vs MLA, text->image R@1 and mean recall."""
+    rows = []
+    for language, entry in zero_shot["languages"].items():
+        row = {"language": language, "zero_shot_t2i_r1": entry["metrics"]["image_retrieval_recall@1"],
+               "zero_shot_mean_recall": entry["metrics"]["mean_recall"]}
+        if mla is not None and language in mla["languages"]:
+            metrics = mla["languages"][language]["metrics"]
+            row |= {"mla_t2i_r1": metrics["image_retrieval_recall@1"], "mla_mean_recall": metrics["mean_recall"]}
+        rows.append(row)
+    return rows
+
+
+def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = None) -> DemoResult:
     state = _State()
     results = []
     for step in _steps():
@@ -129,4 +218,4 @@ def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = 
         results.append(result)
         if on_step is not None:
             on_step(result)
-    return results
+    return DemoResult(results, state.zero_shot, state.results.get("mla"))

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlclip_cli.artifacts import EMBEDDINGS, write_table
-from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.encoders import FrozenClip, load_encoder
 from mlclip_cli.errors import MlclipError
 
 
@@ -22,6 +22,7 @@ class EmbedConfig:
     images: tuple[str, ...] = ()  # image paths
     model: str = "mlclip-tiny"
     batch_size: int = 256
+    fallback: str = "none"  # extensions: "english" encodes a language without a pack as English
     device: str | None = None
 
 
@@ -37,7 +38,7 @@ def embed(config: EmbedConfig, encoder: FrozenClip | None = None) -> EmbedResult
         raise MlclipError("give either texts or images to embed, not both and not neither")
     if config.texts and not config.language:
         raise MlclipError("texts need a language (--lang): it picks the language extension to use")
-    encoder = encoder or FrozenClip.load(config.model, config.device)
+    encoder = encoder or load_encoder(config.model, config.device, config.fallback)
     inputs = list(config.texts or config.images)
     blocks = []
     for start in range(0, len(inputs), config.batch_size):

@@ -24,6 +24,13 @@ class FrozenClip:
     def load(cls, spec: str, device: str | None = None) -> "FrozenClip":
         return cls(load_clip(spec), device)
 
+    name = "frozen"
+
+    @property
+    def cache_key(self) -> str:
+        """Names the feature-cache folder: the frozen CLIP's identity (extensions add theirs)."""
+        return self.image_identity
+
     @property
     def image_identity(self) -> str:
         return self.clip.identity
@@ -40,7 +47,22 @@ class FrozenClip:
         pixels = torch.stack([self.clip.preprocess(open_image(path)) for path in paths]).to(self.device)
         return self.clip.model.encode_image(pixels, normalize=True).float().cpu().numpy()
 
+    def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
+        return self.encode_texts(captions, "en")  # one tower for every language
+
     @torch.no_grad()
     def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
         tokens = self.clip.tokenizer(captions).to(self.device)
         return self.clip.model.encode_text(tokens, normalize=True).float().cpu().numpy()
+
+
+def load_encoder(spec: str, device: str | None = None, fallback: str = "none") -> FrozenClip:
+    """A frozen CLIP (name, checkpoint folder, NAME:PRETRAINED) or a language-extension folder,
+    whose method (from its extension.json) picks the encoder class."""
+    from pathlib import Path
+
+    from mlclip_cli.methods import encoder_for
+
+    if (Path(spec) / "extension.json").is_file():
+        return encoder_for(Path(spec), device, fallback)
+    return FrozenClip.load(spec, device)

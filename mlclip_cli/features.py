@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from mlclip_cli.artifacts import ArtifactError, features_spec, read_manifest, read_metadata, read_table, write_table
 from mlclip_cli.atomic import write_json
-from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.encoders import FrozenClip, load_encoder
 
 SHARD_SIZE = 4096
 
@@ -101,7 +101,7 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
         manifest = manifest[manifest.split == config.split]
         if manifest.empty:
             raise ArtifactError(f"{config.manifest}: no rows in split '{config.split}'")
-    encoder = encoder or FrozenClip.load(config.model, config.device)
+    encoder = encoder or load_encoder(config.model, config.device)
     spec = features_spec(config.dtype)
     folder = Path(config.out)
     folder.mkdir(parents=True, exist_ok=True)

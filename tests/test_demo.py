@@ -8,13 +8,19 @@ from mlclip_cli import demo
 def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "QUICK_TRAIN_SCENES", 16)
     monkeypatch.setattr(demo, "QUICK_PRETRAIN_STEPS", 2)
+    monkeypatch.setattr(demo, "QUICK_MLA_STEPS", (3, 2, 3))
     result = run_cli("demo", "--quick")
     assert result.code == 0, result.err
     ran = [line for line in result.out.splitlines() if line.startswith("ran ")]
     not_built = [line for line in result.out.splitlines() if line.startswith("not built yet")]
-    assert len(ran) == 5 and len(not_built) == 2
-    assert "mean" in result.out and "zh" in result.out  # the bench table closes the demo
-    results = list((tmp_path / "ws" / "results").glob("xtd-*.json"))
-    assert len(results) == 1
-    languages = json.loads(results[0].read_text())["languages"]
-    assert len(languages) == 11 and all(v["images"] == 1000 for v in languages.values())
+    assert len(ran) == 8 and len(not_built) == 1
+    assert "MLA t2i R@1" in result.out and "zh" in result.out  # the comparison table closes the demo
+    results = sorted((tmp_path / "ws" / "results").glob("xtd-*.json"))
+    assert len(results) == 2
+    for path in results:
+        languages = json.loads(path.read_text())["languages"]
+        assert len(languages) == 11 and all(v["images"] == 1000 for v in languages.values())
+    assert {json.loads(p.read_text())["text_encoder"] for p in results} == {"frozen", "mla"}
+    again = run_cli("demo", "--quick")  # a rerun reuses the finished packs
+    assert again.code == 0, again.err
+    assert "reused the finished extension" in again.out and "reused the finished 'ko' pack" in again.out

@@ -22,7 +22,7 @@ from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.bench.plot import plot_bench
 from mlclip_cli.bench.registry import get_benchmark
 from mlclip_cli.bench.result import BENCH_SCHEMA_VERSION, RETRIEVAL_KEYS, write_bench_result
-from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.encoders import FrozenClip, load_encoder
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features, load_features
 from mlclip_cli.retrieval import faiss_retrieval_metrics, translation_recall
@@ -42,6 +42,7 @@ class BenchConfig:
     subset: str | None = None
     index: str = "flat"
     device: str | None = None
+    fallback: str = "none"  # extensions: "english" encodes a language without a pack as English
 
 
 @dataclass
@@ -79,8 +80,8 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
     parallel = rows.pair_id.notna().any() and "en" in available
     needed = tuple(sorted(set(languages) | ({"en"} if parallel else set())))
 
-    encoder = encoder or FrozenClip.load(config.model, config.device)
-    folder = Path(config.features_dir) / slug(Path(config.manifest).stem) / benchmark.split / slug(encoder.image_identity)
+    encoder = encoder or load_encoder(config.model, config.device, config.fallback)
+    folder = Path(config.features_dir) / slug(Path(config.manifest).stem) / benchmark.split / slug(encoder.cache_key)
     compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=needed, split=benchmark.split,
                                     device=config.device), encoder=encoder, progress=progress, manifest=manifest)
     image_keys, image_matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)

@@ -10,7 +10,7 @@ from rich.table import Table
 from mlclip_cli.bench.registry import BENCHMARKS, Benchmark
 from mlclip_cli.cli.app import app
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import MODEL_HELP, progress_bar, progress_callback
+from mlclip_cli.cli.features import FALLBACK_HELP, MODEL_HELP, progress_bar, progress_callback
 
 bench_app = typer.Typer(
     help="Multilingual image-text retrieval benchmarks (R@1/5/10 both ways, mean recall), and their report.",
@@ -53,6 +53,7 @@ def _make_command(benchmark: Benchmark):
         subset: str = typer.Option(None, "--subset", help=subset_help),
         index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (galleries past a million)."),
         out_dir: Path = typer.Option(None, "--out", help="Results folder \\[default: WORKSPACE/results]."),
+        fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
     ) -> None:
         from mlclip_cli.bench.run import CAPTIONS_POLICY, BenchConfig, run_bench
 
@@ -61,7 +62,7 @@ def _make_command(benchmark: Benchmark):
             benchmark=benchmark.name, manifest=manifest or ws.manifest(benchmark.dataset),
             out_dir=out_dir or ws.results, features_dir=ws.features_root,
             languages=tuple(code.strip() for code in langs.split(",") if code.strip()),
-            model=model, subset=subset, index=index,
+            model=model, subset=subset, index=index, fallback=fallback,
         )
         with progress_bar() as bar:
             result = run_bench(config, progress=progress_callback(bar))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from rich.table import Table
+
 from mlclip_cli.cli.app import app
 from mlclip_cli.cli.bench import results_table
 from mlclip_cli.cli.console import out
@@ -22,7 +24,7 @@ def demo(
     ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="Smaller world and shorter training (a smoke run)."),
 ) -> None:
-    from mlclip_cli.demo import DemoConfig, run_demo
+    from mlclip_cli.demo import DemoConfig, comparison, run_demo
 
     def show(result) -> None:
         mark = "[green]ran[/]" if result.status == "ran" else "[dim]not built yet[/]"
@@ -32,7 +34,17 @@ def demo(
 
     out.print(f"workspace: {ctx.obj.root}")
     with out.status("running the pipeline ..."):
-        results = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=show)
-    bench = next((r.data for r in results if r.name == "zero-shot retrieval benchmark" and r.data), None)
-    if bench is not None:
-        out.print(results_table(bench.result))
+        result = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=show)
+    if result.zero_shot is None:
+        return
+    if result.mla is None:
+        out.print(results_table(result.zero_shot))
+        return
+    table = Table(title="XTD10-layout world test: the frozen English CLIP zero-shot vs with MLA packs")
+    for column in ("lang", "zero-shot t2i R@1", "MLA t2i R@1", "zero-shot mean", "MLA mean"):
+        table.add_column(column, justify="left" if column == "lang" else "right")
+    for row in comparison(result.zero_shot, result.mla):
+        table.add_row(row["language"], f"{row['zero_shot_t2i_r1']:.1f}", f"{row.get('mla_t2i_r1', float('nan')):.1f}",
+                      f"{row['zero_shot_mean_recall']:.1f}", f"{row.get('mla_mean_recall', float('nan')):.1f}")
+    out.print(table)
+    out.print("[dim]English goes through the frozen CLIP in both columns; ko was added last by `extend`.[/]")

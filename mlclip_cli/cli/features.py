@@ -12,7 +12,9 @@ from mlclip_cli.cli.app import app
 from mlclip_cli.cli.console import out
 from mlclip_cli.errors import MlclipError
 
-MODEL_HELP = "CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, or NAME:PRETRAINED (e.g. ViT-B-32:openai)."
+MODEL_HELP = ("CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, NAME:PRETRAINED (e.g. ViT-B-32:openai), "
+              "or a language-extension folder (`mlclip train`): each language through its pack.")
+FALLBACK_HELP = "With an extension: none (a language without a pack is an error) or english (encode it as English)."
 
 
 def progress_bar() -> Progress:
@@ -57,14 +59,15 @@ def features(
     dtype: str = typer.Option("float16", "--dtype", help="float16 or float32."),
     out_dir: Path = typer.Option(None, "--out", help="Feature folder."),
     no_images: bool = typer.Option(False, "--no-images", help="Skip the images."),
+    fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
 ) -> None:
     from mlclip_cli.bench.run import slug
-    from mlclip_cli.encoders import FrozenClip
+    from mlclip_cli.encoders import load_encoder
     from mlclip_cli.features import FeaturesConfig, compute_features
 
     path = ctx.obj.find_manifest(manifest)
-    encoder = FrozenClip.load(model)
-    folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.image_identity)
+    encoder = load_encoder(model, fallback=fallback)
+    folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.cache_key)
     config = FeaturesConfig(manifest=path, out=folder, model=model, languages=_langs(langs), split=split,
                             images=not no_images, dtype=dtype)
     with progress_bar() as bar:
@@ -91,6 +94,7 @@ def embed(
     column: str = typer.Option("caption", "--column", help="Column of --parquet with the texts."),
     image: list[Path] = typer.Option([], "--image", help="Image file to embed; repeatable."),
     model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+    fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
 ) -> None:
     from mlclip_cli.embed import EmbedConfig, embed as run
 
@@ -110,5 +114,5 @@ def embed(
         except Exception as exc:
             raise MlclipError(f"cannot read column '{column}' of {parquet}: {str(exc).splitlines()[0]}") from None
     result = run(EmbedConfig(out=out_path, texts=tuple(texts), language=lang,
-                             images=tuple(str(p) for p in image), model=model))
+                             images=tuple(str(p) for p in image), model=model, fallback=fallback))
     out.print(f"{result.rows} embeddings of dimension {result.dim} -> {result.out}")

@@ -1,0 +1,217 @@
+"""`mlclip train`, `mlclip extend` and `mlclip packs`: teach a frozen CLIP new languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mlclip_cli.cli.app import app
+from mlclip_cli.cli.console import out
+from mlclip_cli.cli.features import MODEL_HELP
+
+STAGES_HELP = ("nlt, le, nlt+le (both losses at once), nlt,le (one after the other) or nlt,nlt+le: "
+               "each row of the MLA paper's Table 4.")
+
+
+def default_extension(ws, method: str = "mla") -> Path:
+    return ws.root / "extensions" / method
+
+
+def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every):
+    from dataclasses import replace
+
+    from mlclip_cli.mla.train import LoopConfig
+
+    loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every)
+    return replace(loop, nlt=replace(loop.nlt, **{k: v for k, v in (("steps", nlt_steps), ("lr", nlt_lr)) if v is not None}),
+                   le=replace(loop.le, **{k: v for k, v in (("steps", le_steps), ("lr", le_lr)) if v is not None}))
+
+
+def _langs(value: str) -> tuple[str, ...]:
+    return tuple(code.strip() for code in value.split(",") if code.strip())
+
+
+def _run_with_progress(run):
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=out) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_step(stage: str, step: int, total: int, loss: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"stage {stage}", total=total, loss=float("nan"))
+            bar.update(tasks[stage], completed=step, loss=loss)
+
+        def on_eval(stage: str, step: int, val: dict) -> None:
+            scores = " ".join(f"{lang} {m['image_retrieval_recall@1']:.1f}" for lang, m in val.items())
+            bar.console.print(f"[dim]{stage} step {step}: val t2i R@1[/] {scores}")
+
+        def on_features(name: str, done: int, total: int) -> None:
+            key = f"features {name}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(key, total=total, loss=float("nan"))
+            bar.update(tasks[key], completed=done)
+
+        return run(on_features, on_step, on_eval)
+
+
+def _summary(result) -> None:
+    table = Table(title=f"MLA packs in {result.out}")
+    for column in ("lang", "val t2i R@1", "val mean recall", "train rows", "vocabulary"):
+        table.add_column(column, justify="left" if column in ("lang", "vocabulary") else "right")
+    for language in result.languages:
+        metrics = result.loop.val.get(language, {})
+        table.add_row(language, f"{metrics.get('image_retrieval_recall@1', float('nan')):.1f}",
+                      f"{metrics.get('mean_recall', float('nan')):.1f}", str(result.data["rows"].get(language, 0)),
+                      result.tokenizer_note.get(language, ""))
+    out.print(table)
+    if result.loop.resumed_from:
+        out.print(f"resumed from {result.loop.resumed_from}")
+    out.print(f"{result.loop.steps} steps in {result.loop.seconds:.0f} s -> {result.out}")
+
+
+@app.command(
+    help="""Teach the frozen CLIP several languages at once with a method (MLA: a shared non-native
+token block + one pack of language acquirers per language; the CLIP itself never changes).
+
+Reads a manifest (default: the world's, WORKSPACE/manifests/world.parquet) and the frozen feature
+cache (computed on first use): NLT needs each caption's parallel English caption (same pair_id),
+LE its image. Validates on the manifest's val split. Checkpoints as it goes; --resume continues a
+killed run to the same weights.
+
+Output: an extension folder (default WORKSPACE/extensions/mla) usable as --model by bench, embed
+and features; add languages later with `mlclip extend`.
+
+Example: [bold]mlclip train --method mla --langs de,fr,es,it,ru,pl,tr,zh,ja[/]""",
+    short_help="Teach the frozen CLIP new languages (MLA).",
+)
+def train(
+    ctx: typer.Context,
+    langs: str = typer.Option(..., "--langs", help="Languages to teach, comma-separated (not en)."),
+    method: str = typer.Option("mla", "--method", help="Method: mla."),
+    data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
+    out_dir: Path = typer.Option(None, "--out", help="Extension folder \\[default: WORKSPACE/extensions/<method>]."),
+    model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+    stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
+    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 1200; paper 117,150]."),
+    nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT \\[world 2e-3; paper 1e-4]."),
+    le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage \\[world 150; paper 11,715]."),
+    le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE \\[world 1e-4; paper 3e-6]."),
+    batch_size: int = typer.Option(128, "--batch-size", min=2, help="Captions per step (distinct images)."),
+    hidden: int = typer.Option(None, "--hidden", min=1, help="Acquirer bottleneck \\[default: half the tower's width]."),
+    vocab_size: int = typer.Option(4000, "--vocab-size", min=300, help="Size of the BPE trained here."),
+    tokenizer: str = typer.Option(None, "--tokenizer", help="Use this tokenizer instead: a tokenizer.json, a folder, or a HF name."),
+    embedding_init: Path = typer.Option(None, "--embedding-init", help="safetensors with one [vocab, dim] table to start the shared rows from."),
+    split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),
+    features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder to read instead of the cache."),
+    seed: int = typer.Option(0, "--seed"),
+    eval_every: int = typer.Option(400, "--eval-every", min=1, help="Steps between validations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
+) -> None:
+    from mlclip_cli.methods import get_method
+
+    ws = ctx.obj
+    chosen = get_method(method)
+    config = chosen.config()(
+        manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=_langs(langs),
+        features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
+        embedding_init=embedding_init, split=split, features_dir=features_dir, resume=resume,
+        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every),
+    )
+    _summary(_run_with_progress(lambda p, s, e: chosen.train(config, p, s, e)))
+
+
+@app.command(
+    help="""Add one language to an extension: trains only that language's pack (the shared block
+and every other pack stay bit-identical), from any manifest with rows of that language
+(parallel English for NLT, images for LE). A language whose script the shared tokenizer never
+saw gets a vocabulary extension of its own (--vocab-extension).
+
+Example: [bold]mlclip extend --lang ko --data xtd10[/]""",
+    short_help="Add one language pack to an extension.",
+)
+def extend(
+    ctx: typer.Context,
+    lang: str = typer.Option(..., "--lang", help="The language to add."),
+    data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
+    extension: Path = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla]."),
+    stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
+    nlt_steps: int = typer.Option(300, "--nlt-steps", min=1, help="Steps of the NLT stage."),
+    nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT."),
+    le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage."),
+    le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE."),
+    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    vocab_extension: str = typer.Option("auto", "--vocab-extension", help="auto (when the shared tokenizer falls back to bytes), always or never."),
+    extra_tokens: int = typer.Option(1000, "--extra-tokens", min=1, help="At most this many tokens of its own."),
+    split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one, else all rows]."),
+    features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder."),
+    seed: int = typer.Option(0, "--seed"),
+    eval_every: int = typer.Option(400, "--eval-every", min=1),
+    replace: bool = typer.Option(False, "--replace", help="Train again a language that already has a pack."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an unfinished extend of this language."),
+) -> None:
+    from mlclip_cli.errors import MlclipError
+    from mlclip_cli.methods import method_of
+
+    ws = ctx.obj
+    folder = extension or default_extension(ws)
+    if not (folder / "extension.json").is_file():
+        raise MlclipError(f"{folder}: no extension here (train one first with `mlclip train --method mla --langs ...`)")
+    if vocab_extension not in ("auto", "always", "never"):
+        raise MlclipError(f"--vocab-extension must be auto, always or never, not '{vocab_extension}'")
+    chosen = method_of(folder)
+    config = chosen.config()(
+        manifest=ws.find_manifest(data), out=folder, languages=(lang.strip(),), features_root=ws.features_root,
+        vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
+        resume=resume, replace=replace,
+        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every),
+    )
+    _summary(_run_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
+
+
+packs_app = typer.Typer(help="List, show and remove the language packs of an extension.", no_args_is_help=True)
+app.add_typer(packs_app, name="packs")
+
+EXTENSION_OPTION = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla].")
+
+
+@packs_app.command("list", help="One line per pack: language, size, training steps, val scores.\n\nExample: [bold]mlclip packs list[/]")
+def packs_list(ctx: typer.Context, extension: Path = EXTENSION_OPTION) -> None:
+    from mlclip_cli.mla.packs import read_extension
+
+    ext = read_extension(extension or default_extension(ctx.obj))
+    table = Table(title=f"{ext.info['method']} extension {ext.folder} on {ext.info['base_identity']}")
+    for column in ("lang", "parameters", "extra tokens", "stages", "steps", "val t2i R@1", "val mean recall", "created"):
+        table.add_column(column, justify="left" if column in ("lang", "stages", "created") else "right")
+    for language, card in sorted(ext.cards.items()):
+        metrics = card.get("val_metrics") or {}
+        table.add_row(language, f"{card.get('parameters', 0):,}", str(card.get("extra_tokens", 0)), str(card.get("stages")),
+                      str(card.get("steps")), f"{metrics.get('image_retrieval_recall@1', float('nan')):.1f}",
+                      f"{metrics.get('mean_recall', float('nan')):.1f}", str(card.get("created")))
+    out.print(table)
+
+
+@packs_app.command("show", help="A pack's card (JSON).\n\nExample: [bold]mlclip packs show ko[/]")
+def packs_show(ctx: typer.Context, lang: str = typer.Argument(..., help="Language of the pack."),
+               extension: Path = EXTENSION_OPTION) -> None:
+    import json
+
+    from mlclip_cli.errors import MlclipError
+    from mlclip_cli.mla.packs import read_extension
+
+    ext = read_extension(extension or default_extension(ctx.obj))
+    if lang not in ext.cards:
+        raise MlclipError(f"{ext.folder} has no pack for '{lang}' (it has {', '.join(ext.languages) or 'none'})")
+    out.print_json(json.dumps(ext.cards[lang]))
+
+
+@packs_app.command("remove", help="Delete a language's pack (its card first, so no half pack remains).\n\nExample: [bold]mlclip packs remove ko[/]")
+def packs_remove(ctx: typer.Context, lang: str = typer.Argument(..., help="Language of the pack."),
+                 extension: Path = EXTENSION_OPTION) -> None:
+    from mlclip_cli.mla.packs import read_extension, remove_pack
+
+    removed = remove_pack(read_extension(extension or default_extension(ctx.obj)), lang)
+    out.print(f"removed the '{lang}' pack ({len(removed)} files)")

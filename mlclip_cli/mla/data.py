@@ -1,0 +1,125 @@
+"""Training data for MLA: target-language captions joined to cached frozen features.
+
+NLT needs, per caption, the frozen teacher's embedding of its parallel English caption (same
+pair_id); LE needs its image's frozen feature. Both come from the feature cache (`mlclip
+features`), never recomputed per step. Batches hold distinct images, so in-batch InfoNCE has no
+false negatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+
+
+@dataclass
+class PairData:
+    captions: list[str]
+    languages: np.ndarray  # language code per row
+    teacher: np.ndarray | None  # [rows, dim] frozen English embedding of the parallel caption
+    image: np.ndarray | None  # [rows, dim] frozen image feature
+    image_group: np.ndarray  # per row: index of its image (rows of one image share it)
+    rows_of_image: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def batch(self, step: int, batch_size: int, seed: int) -> np.ndarray:
+        """Row indices of batch `step`: distinct images in a seeded per-epoch order, one random
+        caption of each. A function of (seed, step) only, so a resumed run sees the same batches."""
+        images = len(self.rows_of_image)
+        size = min(batch_size, images)
+        per_epoch = max(1, images // size)
+        epoch, offset = divmod(step, per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(images)[offset * size:(offset + 1) * size]
+        pick = np.random.default_rng([seed, epoch, offset, 1])
+        return np.array([rows[pick.integers(len(rows))] for rows in (self.rows_of_image[i] for i in order)])
+
+
+def feature_folder(features_root: Path, manifest: Path, split: str, identity: str) -> Path:
+    from mlclip_cli.bench.run import slug
+
+    return Path(features_root) / slug(Path(manifest).stem) / split / slug(identity)
+
+
+def select_rows(manifest: pd.DataFrame, where: str, languages: list[str], split: str | None) -> tuple[pd.DataFrame, str]:
+    """Rows of `languages` in `split` (None: "train" when the manifest has it, else every split)."""
+    missing = sorted({"sample_id", "image_id", "language", "caption", "split", "pair_id", "image_path"} - set(manifest.columns))
+    if missing:
+        raise MlclipError(f"{where}: columns {', '.join(missing)} are missing")
+    if split is None:
+        split = "train" if (manifest.split == "train").any() else "all"
+    rows = manifest if split == "all" else manifest[manifest.split == split]
+    if rows.empty:
+        raise MlclipError(f"{where}: no rows in split '{split}'")
+    for language in languages:
+        if not (rows.language == language).any():
+            raise MlclipError(f"{where}: no {split} rows in language '{language}' "
+                              f"(it has {', '.join(sorted(rows.language.unique()))})")
+    return rows, split
+
+
+def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], split: str | None,
+               need_teacher: bool, need_images: bool, encoder, features_root: Path,
+               features_dir: Path | None = None, progress=None) -> tuple[PairData, dict]:
+    """Join the captions of `languages` to cached teacher / image features (computed on first use
+    into the workspace cache; an explicit `features_dir` must already hold them)."""
+    where = str(manifest_path)
+    rows, split = select_rows(manifest, where, languages, split)
+    english = rows[rows.language == "en"]
+    targets = rows[rows.language.isin(languages)]
+    if need_teacher:
+        english = english[english.pair_id.notna()]
+        targets = targets[targets.pair_id.isin(set(english.pair_id))]
+        if targets.empty:
+            raise MlclipError(f"{where}: no {', '.join(languages)} caption has a parallel English caption "
+                              "(same pair_id), which NLT needs; train with --stages le or give parallel data")
+    if need_images:
+        targets = targets[targets.image_path.notna()]
+        if targets.empty:
+            raise MlclipError(f"{where}: no {', '.join(languages)} caption has an image, which LE needs; "
+                              "prepare with --images or train with --stages nlt")
+    for language in languages:
+        if not (targets.language == language).any():
+            raise MlclipError(f"{where}: no usable {split} rows in language '{language}'")
+
+    identity = encoder.image_identity
+    folder = Path(features_dir) if features_dir else feature_folder(features_root, manifest_path, split, identity)
+    if features_dir is None:
+        subset = rows if split == "all" else manifest
+        compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=("en",) if need_teacher else (),
+                                        split=None if split == "all" else split, images=need_images),
+                         encoder=encoder, progress=progress, manifest=subset)
+    teacher = image = None
+    if need_teacher:
+        keys, matrix = load_features(folder, "text-en", identity)
+        row_of = {k: i for i, k in enumerate(keys)}
+        en_of_pair = dict(zip(english.pair_id, english.sample_id))
+        try:
+            teacher = matrix[[row_of[en_of_pair[p]] for p in targets.pair_id]]
+        except KeyError as exc:
+            raise MlclipError(f"{folder}: stale feature cache, English caption {exc} has no teacher feature; "
+                              "recompute it with `mlclip features`") from None
+    if need_images:
+        keys, matrix = load_features(folder, "image", identity, encoder.preprocess_description)
+        row_of = {k: i for i, k in enumerate(keys)}
+        try:
+            image = matrix[[row_of[i] for i in targets.image_id]]
+        except KeyError as exc:
+            raise MlclipError(f"{folder}: stale feature cache, image {exc} has no feature; "
+                              "recompute it with `mlclip features`") from None
+    group_codes, groups = pd.factorize(targets.image_id)
+    order = np.argsort(group_codes, kind="stable")
+    bounds = np.searchsorted(group_codes[order], np.arange(len(groups) + 1))
+    rows_of_image = [order[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
+    data = PairData(targets.caption.tolist(), targets.language.to_numpy(), teacher, image, group_codes, rows_of_image)
+    summary = {"manifest": str(Path(manifest_path).resolve()), "split": split, "features": str(folder),
+               "rows": {lang: int((targets.language == lang).sum()) for lang in languages},
+               "images": len(groups)}
+    return data, summary

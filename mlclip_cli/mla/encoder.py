@@ -1,0 +1,76 @@
+"""Inference with an MLA extension: each caption through its language's pack, English (and, with
+fallback "english", a language without a pack) through the frozen tower, images unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.mla.train import attention_kernel, encode_grouped
+
+FALLBACKS = ("none", "english")
+
+
+class MlaEncoder(FrozenClip):
+    name = "mla"
+
+    def __init__(self, folder: Path, device: str | None = None, fallback: str = "none"):
+        from mlclip_cli.mla.method import open_extension
+
+        if fallback not in FALLBACKS:
+            raise MlclipError(f"unknown --fallback '{fallback}' (choose {', '.join(FALLBACKS)})")
+        extension, base, encoder, tokenizers, _ = open_extension(Path(folder), device)
+        super().__init__(base.clip, str(base.device))
+        self.folder, self.extension, self.mla, self.tokenizers = Path(folder), extension, encoder, tokenizers
+        self.fallback = fallback
+
+    @property
+    def languages(self) -> list[str]:
+        return self.extension.languages
+
+    def _route(self, language: str) -> str | None:
+        """The pack to use, or None for the frozen English path."""
+        if language == "en":
+            return None
+        if language in self.tokenizers:
+            return language
+        if self.fallback == "english":
+            return None
+        raise MlclipError(f"{self.folder} has no language pack for '{language}' (it has "
+                          f"{', '.join(self.languages)}); add one with `mlclip extend --lang {language}` "
+                          "or pass --fallback english")
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.image_identity}+mla-{self.extension.info['shared_sha256'][:12]}"
+
+    def text_identity(self, language: str) -> str:
+        if self._route(language) is None:
+            return self.clip.identity
+        return f"{self.clip.identity}+mla:{self.extension.cards[language]['pack_sha256'][:16]}"
+
+    @torch.no_grad()
+    def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
+        pack = self._route(language)
+        if pack is None:
+            return super().encode_texts(captions, "en")
+        with attention_kernel(self.device):
+            emb = encode_grouped(self.mla, self.tokenizers, list(captions), np.array([pack] * len(captions)), self.device)
+        return F.normalize(emb, dim=-1).float().cpu().numpy()
+
+    def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
+        """Captions in several languages at once: grouped per language, returned in input order."""
+        languages = np.asarray(languages)
+        out = None
+        for language in dict.fromkeys(languages.tolist()):
+            where = np.flatnonzero(languages == language)
+            vectors = self.encode_texts([captions[i] for i in where], language)
+            if out is None:
+                out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
+            out[where] = vectors
+        return out

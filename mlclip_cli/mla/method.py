@@ -1,0 +1,273 @@
+"""MLA end to end: `train_mla` (shared block + packs for several languages) and `extend_mla`
+(one more language, the shared block frozen), reading a manifest and the feature cache and
+writing an extension folder (see packs.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mlclip_cli.artifacts import read_manifest
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.mla import packs
+from mlclip_cli.mla.data import PairData, feature_folder, load_pairs
+from mlclip_cli.mla.model import MlaTextEncoder
+from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
+from mlclip_cli.mla.train import LoopConfig, LoopResult, Validation, clear_state, parse_stages, run_stages
+
+TOKENIZER_SAMPLE = 20_000  # captions per language the shared BPE is learnt from (the world saturates far below)
+BYTE_FALLBACK_LIMIT = 0.05  # above this share of lone-byte tokens, a new language extends the vocabulary
+
+
+@dataclass(frozen=True)
+class MlaConfig:
+    manifest: Path
+    out: Path  # the extension folder
+    languages: tuple[str, ...]
+    features_root: Path  # the workspace feature cache
+    model: str = "mlclip-tiny"
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    hidden: int | None = None  # acquirer bottleneck; None: half the tower's width (the paper's 256 of 512)
+    vocab_size: int = 4000  # of a tokenizer trained here
+    tokenizer: str | None = None  # a tokenizer.json, a folder, or a HF name; None: train one here
+    embedding_init: Path | None = None  # safetensors with a [vocab, dim] table for the shared rows
+    vocab_extension: str = "auto"  # auto | always | never: may a language add tokens of its own?
+    extra_tokens: int = 1000  # at most this many tokens when it does
+    split: str | None = None  # training split (None: train when there is one)
+    features_dir: Path | None = None  # an explicit, already computed feature folder
+    resume: bool = False
+    replace: bool = False  # extend: replace an existing pack of this language
+    fallback_val: bool = True  # validate on the manifest's val split when it has one
+    device: str | None = None
+
+
+@dataclass
+class MlaResult:
+    out: Path
+    languages: list[str]
+    loop: LoopResult
+    cards: dict[str, dict]
+    data: dict
+    tokenizer_note: dict[str, str]
+
+
+def _check_languages(languages: tuple[str, ...]) -> list[str]:
+    if not languages:
+        raise MlclipError("name at least one language to teach (--langs de,fr or --lang ko)")
+    if "en" in languages:
+        raise MlclipError("English goes through the frozen CLIP unchanged; leave it out of --langs")
+    if len(set(languages)) != len(languages):
+        raise MlclipError(f"a language is named twice in {','.join(languages)}")
+    return list(languages)
+
+
+def _needs(config: MlaConfig) -> tuple[bool, bool]:
+    stages = parse_stages(config.loop.stages)
+    return any("nlt" in s for s in stages), any("le" in s for s in stages)
+
+
+def _validation(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder, features_root: Path,
+                progress) -> Validation | None:
+    from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+
+    val = manifest[(manifest.split == "val") & manifest.image_path.notna() & manifest.language.isin(languages)]
+    if val.empty:
+        return None
+    folder = feature_folder(features_root, manifest_path, "val", encoder.image_identity)
+    compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=(), split="val"),
+                     encoder=encoder, progress=progress, manifest=manifest)
+    keys, matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)
+    image_ids = list(dict.fromkeys(val.image_id))
+    row_of = {k: i for i, k in enumerate(keys)}
+    index = {image_id: i for i, image_id in enumerate(image_ids)}
+    captions, caption_image = {}, {}
+    for language in languages:
+        rows = val[val.language == language]
+        if not rows.empty:
+            captions[language] = rows.caption.tolist()
+            caption_image[language] = rows.image_id.map(index).to_numpy()
+    return Validation(captions, caption_image, matrix[[row_of[i] for i in image_ids]])
+
+
+def _base(model: str, device: str | None):
+    from mlclip_cli.encoders import FrozenClip
+
+    return FrozenClip.load(model, device)
+
+
+def _init_shared(encoder: MlaTextEncoder, tokenizer: TextTokenizer, base_model, embedding_init: Path | None) -> None:
+    """Start the shared rows at N(0, 0.02), the start/end rows at CLIP's own start/end-of-text rows."""
+    tower = encoder.tower
+    table = encoder.shared.table
+    with torch.no_grad():
+        if embedding_init is not None:
+            weights = packs.load_weights(embedding_init)
+            if len(weights) != 1:
+                raise MlclipError(f"{embedding_init}: expected one [vocab, dim] tensor, found {len(weights)}")
+            init = next(iter(weights.values())).float()
+            if tuple(init.shape) != tuple(table.shape):
+                raise MlclipError(f"{embedding_init}: table is {tuple(init.shape)}, the tokenizer needs {tuple(table.shape)}")
+            table.copy_(init)
+        elif table.shape[1] == tower.width:
+            clip_tokenizer = base_model.clip.tokenizer
+            for ours, theirs in ((tokenizer.sos, getattr(clip_tokenizer, "sot_token_id", None)),
+                                 (tokenizer.eos, getattr(clip_tokenizer, "eot_token_id", None))):
+                if theirs is not None:
+                    table[ours] = tower.token_embedding.weight[theirs]
+
+
+def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame) -> TextTokenizer:
+    if config.tokenizer:
+        return load_tokenizer(config.tokenizer)
+    texts = []
+    for language in config.languages:
+        captions = rows[rows.language == language].caption
+        texts += captions.sample(min(TOKENIZER_SAMPLE, len(captions)), random_state=0).tolist()
+    return train_bpe(texts, config.vocab_size)
+
+
+def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[str], allowed: bool) -> tuple[TextTokenizer | None, int, str]:
+    """The language's own extended tokenizer when the shared one does not know its script."""
+    rate = shared.byte_fallback_rate(texts[:5000])
+    wants = config.vocab_extension == "always" or (config.vocab_extension == "auto" and rate > BYTE_FALLBACK_LIMIT)
+    if not wants:
+        return None, 0, f"shared vocabulary ({rate:.0%} lone-byte tokens)"
+    if not allowed:
+        return None, 0, f"shared vocabulary ({rate:.0%} lone-byte tokens; extension needs a byte-level BPE)"
+    tokenizer, added = extend_vocabulary(shared, texts[:TOKENIZER_SAMPLE], config.extra_tokens)
+    return tokenizer, added, (f"shared vocabulary + {added} tokens of its own "
+                              f"({rate:.0%} lone-byte tokens in the shared one, {tokenizer.byte_fallback_rate(texts[:5000]):.0%} after)")
+
+
+def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str) -> dict:
+    return {
+        "stages": config.loop.stages, "steps": loop.steps, "seed": config.loop.seed, "hidden": None,
+        "extra_tokens": extra, "vocabulary": note,
+        "training": {"loop": asdict(config.loop), "data": {**data, "rows": {language: data["rows"].get(language)}}},
+        "val_metrics": loop.val.get(language, {}),
+    }
+
+
+def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | None = None,
+              on_step=None, on_eval=None) -> MlaResult:
+    languages = _check_languages(config.languages)
+    out = Path(config.out)
+    if packs.is_extension(out):
+        raise MlclipError(f"{out} already holds a finished extension; add languages with `mlclip extend`, "
+                          "or choose another --out")
+    manifest = read_manifest(config.manifest).to_pandas()
+    need_teacher, need_images = _needs(config)
+    torch.manual_seed(config.loop.seed)
+    base = _base(config.model, config.device)
+    data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
+                               config.features_root, config.features_dir, progress)
+    state_dir = out / "state"
+    saved_tokenizer = state_dir / "tokenizer.json"
+    if config.resume and saved_tokenizer.is_file():  # the same tokenizer the run started with
+        tokenizer = TextTokenizer.from_file(saved_tokenizer)
+    else:
+        rows = manifest[manifest.language.isin(languages)]
+        rows = rows[rows.split == summary["split"]] if summary["split"] != "all" else rows
+        tokenizer = _train_tokenizer(config, rows)
+    encoder = MlaTextEncoder(base.clip.model, tokenizer.vocab_size, hidden=config.hidden)
+    _init_shared(encoder, tokenizer, base, config.embedding_init)
+    tokenizers, notes = {}, {}
+    for language in languages:
+        encoder.add_pack(language)
+        tokenizers[language] = tokenizer
+        notes[language] = "shared vocabulary"
+    encoder.to(base.device)
+    if not (config.resume and saved_tokenizer.is_file()):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if (state_dir / "trainer_state.json").is_file() and not config.resume:
+            pass  # run_stages explains how to resume
+        else:
+            saved_tokenizer.write_text(tokenizer.to_json(), encoding="utf-8")
+    validation = _validation(manifest, config.manifest, languages, base, config.features_root, progress)
+    loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
+                      {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
+                       "hidden": encoder.hidden}, validation, base.device, config.resume, on_step, on_eval)
+    tokenizer_sha, shared_sha = packs.write_shared(out, encoder, tokenizer)
+    info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha)
+    cards = {}
+    for language in languages:
+        card = _card(config, language, loop, summary, 0, notes[language])
+        card["hidden"] = encoder.hidden
+        cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
+    packs.write_extension_index(out, info)  # last: from now on the folder is an extension
+    clear_state(state_dir)
+    return MlaResult(out, languages, loop, cards, summary, notes)
+
+
+def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_sha: str, shared_sha: str) -> dict:
+    return {
+        "method": "mla", "base_model": config.model, "base_identity": base.clip.identity,
+        "tower_sha256": packs.tower_sha256(encoder), "tokenizer_sha256": tokenizer_sha, "shared_sha256": shared_sha,
+        "encoder": {"vocab_size": int(encoder.shared.table.shape[0]), "emb_dim": int(encoder.shared.table.shape[1]),
+                    "width": encoder.tower.width, "hidden": encoder.hidden, "layers": len(encoder.tower.blocks),
+                    "context_length": encoder.tower.context_length},
+        "shared_block_on_extension": "frozen",
+    }
+
+
+def open_extension(folder: Path, device: str | None = None, languages: list[str] | None = None):
+    """(extension, base encoder, MlaTextEncoder with the packs of `languages` (all by default),
+    language -> tokenizer)."""
+    extension = packs.read_extension(folder)
+    if extension.info["method"] != "mla":
+        raise MlclipError(f"{folder}: an extension of method '{extension.info['method']}', not mla")
+    base = _base(extension.info["base_model"], device)
+    shape = extension.info["encoder"]
+    encoder = MlaTextEncoder(base.clip.model, shape["vocab_size"], shape["emb_dim"], shape["hidden"])
+    if base.clip.identity != extension.info["base_identity"] or packs.tower_sha256(encoder) != extension.info["tower_sha256"]:
+        raise MlclipError(f"{folder}: built on base model {extension.info['base_identity']}, but "
+                          f"'{extension.info['base_model']}' now loads {base.clip.identity}")
+    shared = TextTokenizer.from_file(folder / "shared" / "tokenizer.json")
+    if packs.sha256_file(folder / "shared" / "tokenizer.json") != extension.info["tokenizer_sha256"]:
+        raise MlclipError(f"{folder / 'shared' / 'tokenizer.json'}: corrupt (its hash is not the one in extension.json)")
+    own = packs.load_encoder_weights(extension, encoder, extension.languages if languages is None else languages)
+    encoder.to(base.device).eval()
+    tokenizers = {language: tok or shared for language, tok in own.items()}
+    return extension, base, encoder, tokenizers, shared
+
+
+def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> MlaResult:
+    languages = _check_languages(config.languages)
+    if len(languages) != 1:
+        raise MlclipError("extend adds one language at a time (--lang ko)")
+    language = languages[0]
+    out = Path(config.out)
+    if not packs.is_extension(out):
+        raise MlclipError(f"{out}: no extension here (train one first with `mlclip train --method mla`)")
+    extension = packs.read_extension(out)
+    if language in extension.cards and not config.replace:
+        raise MlclipError(f"{out} already has a '{language}' pack; pass --replace to train it again")
+    others = [lang for lang in extension.languages if lang != language]
+    extension, base, encoder, tokenizers, shared = open_extension(out, config.device, others)
+    encoder.requires_grad_(False)  # the shared block and the other packs stay exactly as they are
+    manifest = read_manifest(config.manifest).to_pandas()
+    need_teacher, need_images = _needs(config)
+    torch.manual_seed(config.loop.seed)
+    data, summary = load_pairs(manifest, config.manifest, [language], config.split, need_teacher, need_images, base,
+                               config.features_root, config.features_dir, progress)
+    own, added, note = _language_tokenizer(config, shared, data.captions, allowed=True)
+    state_dir = out / "state" / language
+    pack = encoder.add_pack(language, added)
+    pack.to(base.device)
+    tokenizers[language] = own or shared
+    validation = _validation(manifest, config.manifest, [language], base, config.features_root, progress)
+    encoder.train()
+    loop = run_stages(encoder, pack, tokenizers, data, config.loop, state_dir,
+                      {"languages": [language], "manifest": summary, "tokenizer": tokenizers[language].sha256(),
+                       "hidden": encoder.hidden, "shared": extension.info["shared_sha256"]},
+                      validation, base.device, config.resume, on_step, on_eval)
+    card = _card(config, language, loop, summary, added, note)
+    card["hidden"] = encoder.hidden
+    written = packs.write_pack(out, extension.info, language, pack, own, card)
+    clear_state(state_dir)
+    return MlaResult(out, [language], loop, {language: written}, summary, {language: note})
