@@ -126,7 +126,7 @@ def _mla_loop(config: DemoConfig, extend: bool = False):
     return loop
 
 
-EXTEND_NLT_STEPS = 300
+EXTEND_NLT_STEPS = 250
 
 
 def _mla_train(config: DemoConfig, state: _State):

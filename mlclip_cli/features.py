@@ -10,6 +10,9 @@ finished one does nothing.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +83,19 @@ def _metadata(encoder: FrozenClip, job: _Job, config: FeaturesConfig, count: int
     }
 
 
+def _inputs_digest(job: _Job, inputs: list[str]) -> str:
+    """What a shard was computed from: the captions, or each image file's path, size and mtime, so
+    a regenerated image under the same image_id is never served from a stale shard."""
+    digest = hashlib.sha256()
+    for item in inputs:
+        digest.update(item.encode("utf-8") + b"\0")
+        if job.language is None:
+            with contextlib.suppress(OSError):
+                stat = os.stat(item.split("::", 1)[0])
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
 def _shard_is_complete(path: Path, expected: dict[str, str], first: str, last: str) -> bool:
     if not path.is_file():
         return False
@@ -113,7 +129,7 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
             keys = job.keys[start:start + config.shard_size]
             inputs = job.inputs[start:start + config.shard_size]
             path = folder / f"{job.name}-{number:05d}.parquet"
-            meta = _metadata(encoder, job, config, len(keys))
+            meta = _metadata(encoder, job, config, len(keys)) | {"inputs": _inputs_digest(job, inputs)}
             if _shard_is_complete(path, meta, keys[0], keys[-1]):
                 result.shards_skipped += 1
             else:

@@ -96,9 +96,9 @@ def train(
     out_dir: Path = typer.Option(None, "--out", help="Extension folder \\[default: WORKSPACE/extensions/<method>]."),
     model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
     stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
-    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 1200; paper 117,150]."),
+    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 900; paper 117,150]."),
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT \\[world 2e-3; paper 1e-4]."),
-    le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage \\[world 150; paper 11,715]."),
+    le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage \\[world 100; paper 11,715]."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE \\[world 1e-4; paper 3e-6]."),
     batch_size: int = typer.Option(128, "--batch-size", min=2, help="Captions per step (distinct images)."),
     hidden: int = typer.Option(None, "--hidden", min=1, help="Acquirer bottleneck \\[default: half the tower's width]."),
@@ -108,7 +108,7 @@ def train(
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),
     features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder to read instead of the cache."),
     seed: int = typer.Option(0, "--seed"),
-    eval_every: int = typer.Option(400, "--eval-every", min=1, help="Steps between validations."),
+    eval_every: int = typer.Option(1000, "--eval-every", min=1, help="Steps between validations (and at the end of each stage)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
 ) -> None:
     from mlclip_cli.methods import get_method
@@ -139,7 +139,7 @@ def extend(
     data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
     extension: Path = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla]."),
     stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
-    nlt_steps: int = typer.Option(300, "--nlt-steps", min=1, help="Steps of the NLT stage."),
+    nlt_steps: int = typer.Option(250, "--nlt-steps", min=1, help="Steps of the NLT stage (one language: fewer than train's)."),
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT."),
     le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE."),
@@ -149,7 +149,7 @@ def extend(
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one, else all rows]."),
     features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder."),
     seed: int = typer.Option(0, "--seed"),
-    eval_every: int = typer.Option(400, "--eval-every", min=1),
+    eval_every: int = typer.Option(1000, "--eval-every", min=1),
     replace: bool = typer.Option(False, "--replace", help="Train again a language that already has a pack."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished extend of this language."),
 ) -> None:

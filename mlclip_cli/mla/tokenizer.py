@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from mlclip_cli.errors import MlclipError
 
 SPECIALS = ("<pad>", "<sos>", "<eos>")
+# Han characters, each split off before BPE as BERT's tokenizer does: unspaced Chinese and Japanese
+# would otherwise merge into whole phrases ("蓝色小十字形", blue small cross, one token), so every
+# colour x size x shape combination would need an embedding of its own.
+_HAN = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _SOS_NAMES = ("<sos>", "<s>", "[CLS]", "<|startoftext|>", "<bos>")
 _EOS_NAMES = ("<eos>", "</s>", "[SEP]", "<|endoftext|>")
 _PAD_NAMES = ("<pad>", "[PAD]")
@@ -105,9 +109,10 @@ class TextTokenizer:
 
 
 def train_bpe(texts: list[str], vocab_size: int) -> TextTokenizer:
-    """A byte-level BPE in CLIP's style (lower-cased text is not forced: the world keeps case)."""
+    """A byte-level BPE in CLIP's style (case kept), Han characters split apart first."""
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_HAN), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=True)])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

@@ -43,8 +43,8 @@ class StageConfig:
 PAPER_NLT = StageConfig(steps=117_150, lr=1e-4, warmup=0.1)
 PAPER_LE = StageConfig(steps=11_715, lr=3e-6, warmup=0.1)
 # World-sized defaults: the tiny CLIP learns the world's languages in about a thousand steps.
-WORLD_NLT = StageConfig(steps=1200, lr=2e-3, warmup=0.05)
-WORLD_LE = StageConfig(steps=150, lr=1e-4, warmup=0.1)
+WORLD_NLT = StageConfig(steps=900, lr=2e-3, warmup=0.05)
+WORLD_LE = StageConfig(steps=100, lr=1e-4, warmup=0.1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class LoopConfig:
     tau: float = 0.01
     weight_decay: float = 0.01
     seed: int = 0
-    eval_every: int = 400
+    eval_every: int = 1000  # and always at the end of each stage
     checkpoint_every: int = 200
 
 
