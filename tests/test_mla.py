@@ -244,3 +244,36 @@ def test_cli_train_extend_packs_and_bench(world, run_cli, tmp_path):
     removed = run_cli("packs", "remove", "ru", "--extension", str(ext))
     assert removed.code == 0 and not (ext / "packs" / "ru.safetensors").exists()
     assert packs.read_extension(ext).languages == ["de", "ko"]
+
+
+def test_le_without_images_is_refused(world, tmp_path):
+    table = read_manifest(world["manifest"]).to_pandas()
+    table["image_path"] = None
+    path = write_manifest(manifest_from_rows(table.to_dict("records")), tmp_path / "no-images.parquet")
+    with pytest.raises(MlclipError, match="has an image, which LE needs"):
+        train_mla(replace(_config(world, tmp_path / "x", loop=replace(LOOP, stages="le")), manifest=path))
+
+
+def test_replace_retrains_only_that_pack(world, extension, tmp_path):
+    folder = tmp_path / "mla"
+    shutil.copytree(extension["out"], folder)
+    before = _hashes(folder)
+    extend_mla(_config(world, folder, languages=("ru",), replace=True, loop=replace(LOOP, seed=3)))
+    after = _hashes(folder)
+    assert after["packs/ru.safetensors"] != before["packs/ru.safetensors"]
+    others = lambda hashes: {k: v for k, v in hashes.items() if not k.startswith("packs/ru.")}  # noqa: E731
+    assert others(after) == others(before)
+
+
+def test_vit_b_32_text_tower_is_wrapped_the_same_way():
+    model = create_untrained("ViT-B-32").eval()  # offline: the architecture, random weights
+    encoder = MlaTextEncoder(model, model.token_embedding.weight.shape[0])
+    assert encoder.hidden == 256 and len(encoder.tower.blocks) == 12
+    pack = encoder.add_pack("de")
+    assert sum(p.numel() for p in pack.parameters()) == 3_154_944  # the paper's "3.14 MB" of acquirers
+    with torch.no_grad():
+        encoder.shared.table.copy_(model.token_embedding.weight)
+        import open_clip
+        tokens = open_clip.get_tokenizer("ViT-B-32")(["a red circle", "two small blue squares on the left"])
+        lengths = tokens.argmax(dim=-1) + 1
+        assert torch.equal(encoder(tokens, lengths, [("de", 0, 2)]), model.encode_text(tokens))

@@ -50,9 +50,9 @@ def _run_with_progress(run):
             bar.console.print(f"[dim]{stage} step {step}: val t2i R@1[/] {scores}")
 
         def on_features(name: str, done: int, total: int) -> None:
-            key = f"features {name}"
+            key = f"features {name} ({total})"  # train and val parts share names
             if key not in tasks:
-                tasks[key] = bar.add_task(key, total=total, loss=float("nan"))
+                tasks[key] = bar.add_task(f"features {name}", total=total, loss=float("nan"))
             bar.update(tasks[key], completed=done)
 
         return run(on_features, on_step, on_eval)
