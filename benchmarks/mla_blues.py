@@ -73,6 +73,36 @@ def main() -> None:
             s_own, s_flip = (own * image).sum(1), (flipped * image).sum(1)
             cells.append(f"{100 * np.mean((s_own > s_flip) + 0.5 * (s_own == s_flip)):.1f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    image_tower_separation(ws)
+
+
+
+
+def image_tower_separation(ws: Workspace) -> None:
+    """Does the frozen image tower tell the blues apart at all? Cosine between the features of a
+    test scene and the same scene re-rendered (same noise) with one object's blue flipped, against
+    the same with that object made red."""
+    from mlclip_cli.world.render import render
+
+    frozen = FrozenClip.load("mlclip-tiny", "cpu")
+    pixels = {"own": [], "blue flipped": [], "made red": []}
+    for i, (scene, _) in enumerate(rebuild_test(ws)):
+        blues = [k for k, obj in enumerate(scene.objects) if obj.colour in FLIP]
+        if not blues:
+            continue
+        k = blues[0]
+        for name, colour in (("own", scene.objects[k].colour), ("blue flipped", FLIP[scene.objects[k].colour]),
+                             ("made red", "red")):
+            objects = list(scene.objects)
+            objects[k] = replace(objects[k], colour=colour)
+            image = render(replace(scene, objects=tuple(objects)), random.Random(f"0:test:{i}:image"))
+            pixels[name].append(frozen.clip.preprocess(image))
+    import torch
+
+    with torch.no_grad():
+        feats = {name: frozen.clip.model.encode_image(torch.stack(p), normalize=True).numpy() for name, p in pixels.items()}
+    for name in ("blue flipped", "made red"):
+        print(f"image feature cosine, own vs {name}: {np.mean((feats['own'] * feats[name]).sum(1)):.4f}")
 
 
 if __name__ == "__main__":
