@@ -11,6 +11,7 @@ finished one does nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import hashlib
 import os
 from collections.abc import Callable
@@ -123,6 +124,10 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     result = FeaturesResult(folder=folder, identity=encoder.image_identity)
     index = {"manifest": str(Path(config.manifest).resolve()), "split": config.split, "dtype": config.dtype, "normalized": True, "parts": {}}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # keep parts earlier calls wrote here
+        earlier = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+        if {k: earlier[k] for k in ("manifest", "split", "dtype")} == {k: index[k] for k in ("manifest", "split", "dtype")}:
+            index["parts"] = dict(earlier["parts"])
     for job in _jobs(manifest, config):
         shards = range(0, len(job.keys), config.shard_size)
         for number, start in enumerate(shards):

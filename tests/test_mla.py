@@ -277,3 +277,21 @@ def test_vit_b_32_text_tower_is_wrapped_the_same_way():
         tokens = open_clip.get_tokenizer("ViT-B-32")(["a red circle", "two small blue squares on the left"])
         lengths = tokens.argmax(dim=-1) + 1
         assert torch.equal(encoder(tokens, lengths, [("de", 0, 2)]), model.encode_text(tokens))
+
+
+def test_bench_with_an_extension_reuses_the_frozen_image_features(world, extension, tmp_path):
+    from mlclip_cli.bench.run import BenchConfig, run_bench, slug
+    from mlclip_cli.datasets.base import PrepareConfig
+    from mlclip_cli.datasets.prepare import prepare_dataset
+
+    manifest = prepare_dataset("xtd10", PrepareConfig(root=world["root"] / "world" / "xtd10"), tmp_path / "xtd10.parquet").manifest
+    config = BenchConfig(benchmark="xtd", manifest=manifest, out_dir=tmp_path / "results", features_dir=tmp_path / "features",
+                         languages=("en", "de", "ru"), model=world["model"])
+    frozen = run_bench(config).result
+    extended = run_bench(replace(config, model=str(extension["out"]))).result
+    assert extended["text_encoder"] == "mla" and frozen["text_encoder"] == "frozen"
+    assert extended["languages"]["en"]["metrics"] == frozen["languages"]["en"]["metrics"]  # English untouched
+    folders = sorted(p for p in (tmp_path / "features" / "xtd10" / "test").iterdir())
+    assert len(folders) == 2  # the frozen model's, and the extension's text features
+    mla_folder = next(p for p in folders if p.name.endswith(slug(f"+mla-{extension['result'].cards['de']['shared_sha256'][:12]}")))
+    assert not list(mla_folder.glob("image-*.parquet")) and list(mla_folder.glob("text-de-*.parquet"))

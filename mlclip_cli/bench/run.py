@@ -81,10 +81,17 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
     needed = tuple(sorted(set(languages) | ({"en"} if parallel else set())))
 
     encoder = encoder or load_encoder(config.model, config.device, config.fallback)
-    folder = Path(config.features_dir) / slug(Path(config.manifest).stem) / benchmark.split / slug(encoder.cache_key)
+    split_root = Path(config.features_dir) / slug(Path(config.manifest).stem) / benchmark.split
+    # Images always come from the frozen image tower: an extension shares the frozen model's image
+    # shards and keeps only its text features apart (under its cache key).
+    image_folder, folder = split_root / slug(encoder.image_identity), split_root / slug(encoder.cache_key)
+    if image_folder != folder:
+        compute_features(FeaturesConfig(manifest=config.manifest, out=image_folder, languages=(), split=benchmark.split,
+                                        device=config.device), encoder=encoder, progress=progress, manifest=manifest)
     compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=needed, split=benchmark.split,
-                                    device=config.device), encoder=encoder, progress=progress, manifest=manifest)
-    image_keys, image_matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)
+                                    images=image_folder == folder, device=config.device),
+                     encoder=encoder, progress=progress, manifest=manifest)
+    image_keys, image_matrix = load_features(image_folder, "image", encoder.image_identity, encoder.preprocess_description)
     image_row = {key: i for i, key in enumerate(image_keys)}
     kept_images = list(dict.fromkeys(rows.image_id))
     image_features = image_matrix[[image_row[i] for i in kept_images]]
