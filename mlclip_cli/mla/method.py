@@ -18,7 +18,8 @@ from mlclip_cli.mla import packs
 from mlclip_cli.mla.data import PairData, feature_folder, load_pairs
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
-from mlclip_cli.mla.train import LoopConfig, LoopResult, Validation, clear_state, parse_stages, run_stages
+from mlclip_cli.atomic import atomic_path
+from mlclip_cli.mla.train import LoopConfig, LoopResult, Validation, check_resumable, clear_state, parse_stages, run_stages
 
 TOKENIZER_SAMPLE = 20_000  # captions per language the shared BPE is learnt from (the world saturates far below)
 BYTE_FALLBACK_LIMIT = 0.05  # above this share of lone-byte tokens, a new language extends the vocabulary
@@ -144,9 +145,9 @@ def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[st
                               f"({rate:.0%} lone-byte tokens in the shared one, {tokenizer.byte_fallback_rate(texts[:5000]):.0%} after)")
 
 
-def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str) -> dict:
+def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str, hidden: int) -> dict:
     return {
-        "stages": config.loop.stages, "steps": loop.steps, "seed": config.loop.seed, "hidden": None,
+        "stages": config.loop.stages, "steps": loop.steps, "seed": config.loop.seed, "hidden": hidden,
         "extra_tokens": extra, "vocabulary": note,
         "training": {"loop": asdict(config.loop), "data": {**data, "rows": {language: data["rows"].get(language)}}},
         "val_metrics": loop.val.get(language, {}),
@@ -160,13 +161,14 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     if packs.is_extension(out):
         raise MlclipError(f"{out} already holds a finished extension; add languages with `mlclip extend`, "
                           "or choose another --out")
+    state_dir = out / "state"
+    check_resumable(state_dir, config.resume, out)
     manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
     base = _base(config.model, config.device)
     data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
-    state_dir = out / "state"
     saved_tokenizer = state_dir / "tokenizer.json"
     if config.resume and saved_tokenizer.is_file():  # the same tokenizer the run started with
         tokenizer = TextTokenizer.from_file(saved_tokenizer)
@@ -182,12 +184,9 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
         tokenizers[language] = tokenizer
         notes[language] = "shared vocabulary"
     encoder.to(base.device)
-    if not (config.resume and saved_tokenizer.is_file()):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        if (state_dir / "trainer_state.json").is_file() and not config.resume:
-            pass  # run_stages explains how to resume
-        else:
-            saved_tokenizer.write_text(tokenizer.to_json(), encoding="utf-8")
+    if not saved_tokenizer.is_file():  # a resumed run must find the tokenizer it started with
+        with atomic_path(saved_tokenizer) as tmp:
+            tmp.write_text(tokenizer.to_json(), encoding="utf-8")
     validation = _validation(manifest, config.manifest, languages, base, config.features_root, progress)
     loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
                       {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
@@ -196,8 +195,7 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha)
     cards = {}
     for language in languages:
-        card = _card(config, language, loop, summary, 0, notes[language])
-        card["hidden"] = encoder.hidden
+        card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden)
         cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
     packs.write_extension_index(out, info)  # last: from now on the folder is an extension
     clear_state(state_dir)
@@ -257,6 +255,7 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
                                config.features_root, config.features_dir, progress)
     own, added, note = _language_tokenizer(config, shared, data.captions, allowed=True)
     state_dir = out / "state" / language
+    check_resumable(state_dir, config.resume, out)
     pack = encoder.add_pack(language, added)
     pack.to(base.device)
     tokenizers[language] = own or shared
@@ -266,8 +265,7 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
                       {"languages": [language], "manifest": summary, "tokenizer": tokenizers[language].sha256(),
                        "hidden": encoder.hidden, "shared": extension.info["shared_sha256"]},
                       validation, base.device, config.resume, on_step, on_eval)
-    card = _card(config, language, loop, summary, added, note)
-    card["hidden"] = encoder.hidden
+    card = _card(config, language, loop, summary, added, note, encoder.hidden)
     written = packs.write_pack(out, extension.info, language, pack, own, card)
     clear_state(state_dir)
     return MlaResult(out, [language], loop, {language: written}, summary, {language: note})

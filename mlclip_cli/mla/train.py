@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlclip_cli.atomic import write_json
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
 from mlclip_cli.mla.data import PairData
@@ -252,12 +251,19 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
     return result
 
 
+def check_resumable(state_dir: Path, resume: bool, where: Path) -> None:
+    """Refuse, before any work, to start over a killed run unless told to resume it."""
+    meta = state_dir / "trainer_state.json"
+    if meta.is_file() and not resume:
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+        raise MlclipError(f"{where} holds an unfinished run (stopped at stage {saved.get('stage', 0) + 1}, "
+                          f"step {saved.get('step')}); pass --resume to continue it, or choose another --out")
+
+
 def clear_state(state_dir: Path) -> None:
     for name in ("trainer_state.json", "trainer_state.safetensors", "tokenizer.json"):
         (state_dir / name).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        state_dir.rmdir()
-
-
-def write_state_note(state_dir: Path, note: dict) -> None:
-    write_json(state_dir / "run.json", note)
+    empty = [state_dir] + ([state_dir.parent] if state_dir.parent.name == "state" else [])  # extend: state/<lang>
+    for folder in empty:
+        with contextlib.suppress(OSError):  # not empty: another language's unfinished run lives there
+            folder.rmdir()
