@@ -64,10 +64,14 @@ def _summary(result) -> None:
         table.add_column(column, justify="left" if column in ("lang", "vocabulary") else "right")
     for language in result.languages:
         metrics = result.loop.val.get(language, {})
-        table.add_row(language, f"{metrics.get('image_retrieval_recall@1', float('nan')):.1f}",
-                      f"{metrics.get('mean_recall', float('nan')):.1f}", str(result.data["rows"].get(language, 0)),
-                      result.tokenizer_note.get(language, ""))
+        table.add_row(language, *(f"{metrics[k]:.1f}" if k in metrics else "-" for k in ("image_retrieval_recall@1", "mean_recall")),
+                      str(result.data["rows"].get(language, 0)), result.tokenizer_note.get(language, ""))
     out.print(table)
+    if not result.loop.val:
+        out.print("[dim]no validation: the manifest has no val split with images[/]")
+    if result.data["split"] != "train":
+        out.print(f"[yellow]trained on split '{result.data['split']}' (the manifest has no train split): "
+                  "do not benchmark on the same rows[/]")
     if result.loop.resumed_from:
         out.print(f"resumed from {result.loop.resumed_from}")
     out.print(f"{result.loop.steps} steps in {result.loop.seconds:.0f} s -> {result.out}")
