@@ -27,6 +27,7 @@ from mlclip_cli.mla.data import PairData
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.training.checkpoint import load_trainer_state, save_trainer_state
+from mlclip_cli.training.pretrain import attention_kernel
 
 STAGE_CHOICES = ("nlt", "le", "nlt+le", "nlt,le", "nlt,nlt+le")
 
@@ -92,15 +93,6 @@ def _lr_at(step: int, stage: StageConfig) -> float:
     if step < warm:
         return stage.lr * (step + 1) / warm
     return stage.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, stage.steps - warm)))
-
-
-def attention_kernel(device: torch.device):
-    """On CPU the plain attention kernel is about 2x faster than the fused one at small head widths."""
-    if device.type != "cpu":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel(SDPBackend.MATH)
 
 
 def encode_grouped(encoder: MlaTextEncoder, tokenizers: dict[str, TextTokenizer], captions: list[str],
@@ -191,11 +183,9 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
     result = LoopResult()
     stage_index, start_step = 0, 0
     meta_path = state_dir / "trainer_state.json"
+    check_resumable(state_dir, resume, state_dir.parent)
     if meta_path.is_file():
         saved = json.loads(meta_path.read_text(encoding="utf-8"))
-        if not resume:
-            raise MlclipError(f"{state_dir.parent} holds an unfinished run (stopped at stage {saved.get('stage', 0) + 1}, "
-                              f"step {saved.get('step')}); pass --resume to continue it, or choose another --out")
         if saved.get("fingerprint") != print_key:
             raise MlclipError(f"{state_dir.parent}: the unfinished run there used other settings or data; "
                               "resume it with the same options, or choose another --out")
