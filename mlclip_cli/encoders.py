@@ -56,6 +56,20 @@ class FrozenClip:
         return self.clip.model.encode_text(tokens, normalize=True).float().cpu().numpy()
 
 
+def encode_by_language(encode_texts, captions: list[str], languages: list[str]) -> np.ndarray:
+    """Captions in several languages at once: `encode_texts(captions, language)` per language,
+    returned in input order (for encoders that treat languages differently)."""
+    languages = np.asarray(languages)
+    out = None
+    for language in dict.fromkeys(languages.tolist()):
+        where = np.flatnonzero(languages == language)
+        vectors = encode_texts([captions[i] for i in where], language)
+        if out is None:
+            out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
+        out[where] = vectors
+    return out
+
+
 def load_encoder(spec: str, device: str | None = None, fallback: str = "none") -> FrozenClip:
     """A frozen CLIP (name, checkpoint folder, NAME:PRETRAINED) or a language-extension folder,
     whose method (from its extension.json) picks the encoder class."""

@@ -52,13 +52,16 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command; each adds itself to `app`.
-    from mlclip_cli.cli import bench, demo, features, prepare, pretrain, train  # noqa: F401
+    from mlclip_cli.cli import bench, continual, demo, features, prepare, pretrain, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     _register_commands()
+    from mlclip_cli.cli.continual import with_bare_values
+
+    args = with_bare_values(args)
     try:
         code = app(args=args, prog_name="mlclip", standalone_mode=False)
         if isinstance(code, int) and code:

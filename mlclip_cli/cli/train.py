@@ -17,6 +17,8 @@ STAGES_HELP = ("nlt, le, nlt+le (both losses at once), nlt,le (one after the oth
 
 
 def default_extension(ws, method: str = "mla") -> Path:
+    if method == "cll-clip":  # what `mlclip continual --teir` writes by default
+        return ws.root / "continual" / "cll-clip-teir-both" / "extension"
     return ws.root / "extensions" / method
 
 
@@ -95,7 +97,7 @@ Example: [bold]mlclip train --method mla --langs de,fr,es,it,ru,pl,tr,zh,ja[/]""
 def train(
     ctx: typer.Context,
     langs: str = typer.Option(..., "--langs", help="Languages to teach, comma-separated (not en)."),
-    method: str = typer.Option("mla", "--method", help="Method: mla."),
+    method: str = typer.Option("mla", "--method", help="Method: mla (cll-clip learns in sequence: `mlclip continual`)."),
     data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
     out_dir: Path = typer.Option(None, "--out", help="Extension folder \\[default: WORKSPACE/extensions/<method>]."),
     model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
@@ -119,6 +121,8 @@ def train(
 
     ws = ctx.obj
     chosen = get_method(method)
+    if chosen.name == "cll-clip":
+        chosen.train(None)  # refuses with a pointer to `mlclip continual`
     config = chosen.config()(
         manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=_langs(langs),
         features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
@@ -129,19 +133,30 @@ def train(
 
 
 @app.command(
-    help="""Add one language to an extension: trains only that language's pack (the shared block
-and every other pack stay bit-identical), from any manifest with rows of that language
-(parallel English for NLT, images for LE). A language whose script the shared tokenizer never
-saw gets a vocabulary extension of its own (--vocab-extension).
+    help="""Add one language to an extension.
 
-Example: [bold]mlclip extend --lang ko --data xtd10[/]""",
+MLA: trains only that language's pack (the shared block and every other pack stay
+bit-identical), from any manifest with rows of that language (parallel English for NLT, images
+for LE). A language whose script the shared tokenizer never saw gets a vocabulary extension of
+its own (--vocab-extension).
+
+cll-clip (a `mlclip continual` extension): one more task of its sequence with the settings it
+was trained with (its method, TEIR, steps); the folder is updated whole, and every language is
+benched on --test afterwards.
+
+Example: [bold]mlclip extend --lang ko --data xtd10[/]
+or [bold]mlclip extend --method cll-clip --lang ko --extension WORKSPACE/continual/cll-clip-teir-both/extension[/]""",
     short_help="Add one language pack to an extension.",
 )
 def extend(
     ctx: typer.Context,
     lang: str = typer.Option(..., "--lang", help="The language to add."),
+    method: str = typer.Option(None, "--method", help="mla or cll-clip \\[default: the extension's own]."),
     data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
-    extension: Path = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla]."),
+    extension: Path = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla; "
+                                   "cll-clip: WORKSPACE/continual/cll-clip-teir-both/extension]."),
+    test: str = typer.Option(None, "--test", help="cll-clip: test manifest benched afterwards \\[default: the workspace's xtd10]."),
+    steps: int = typer.Option(None, "--steps", min=1, help="cll-clip: steps for the new language \\[default: the run's]."),
     stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
     nlt_steps: int = typer.Option(250, "--nlt-steps", min=1, help="Steps of the NLT stage (one language: fewer than train's)."),
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT."),
@@ -161,12 +176,23 @@ def extend(
     from mlclip_cli.methods import method_of
 
     ws = ctx.obj
-    folder = extension or default_extension(ws)
+    folder = extension or default_extension(ws, method or "mla")
     if not (folder / "extension.json").is_file():
-        raise MlclipError(f"{folder}: no extension here (train one first with `mlclip train --method mla --langs ...`)")
+        raise MlclipError(f"{folder}: no extension here (make one first with `mlclip train --method mla --langs ...` "
+                          "or `mlclip continual`)")
+    chosen = method_of(folder)
+    if method is not None and method != chosen.name:
+        raise MlclipError(f"{folder} is a {chosen.name} extension, not {method}")
+    if chosen.name == "cll-clip":
+        from mlclip_cli.cli.continual import default_test_manifest, print_result, run_with_progress
+
+        config = chosen.config()(extension=folder, language=lang.strip(), manifest=ws.find_manifest(data),
+                                 features_root=ws.features_root, steps=steps, split=split,
+                                 test_manifest=ws.find_manifest(test) if test else default_test_manifest(ws))
+        print_result(run_with_progress(lambda p, s, t: chosen.extend(config, p, s, t)))
+        return
     if vocab_extension not in ("auto", "always", "never"):
         raise MlclipError(f"--vocab-extension must be auto, always or never, not '{vocab_extension}'")
-    chosen = method_of(folder)
     config = chosen.config()(
         manifest=ws.find_manifest(data), out=folder, languages=(lang.strip(),), features_root=ws.features_root,
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
@@ -215,7 +241,12 @@ def packs_show(ctx: typer.Context, lang: str = typer.Argument(..., help="Languag
 @packs_app.command("remove", help="Delete a language's pack (its card first, so no half pack remains).\n\nExample: [bold]mlclip packs remove ko[/]")
 def packs_remove(ctx: typer.Context, lang: str = typer.Argument(..., help="Language of the pack."),
                  extension: Path = EXTENSION_OPTION) -> None:
+    from mlclip_cli.errors import MlclipError
     from mlclip_cli.mla.packs import read_extension, remove_pack
 
-    removed = remove_pack(read_extension(extension or default_extension(ctx.obj)), lang)
+    ext = read_extension(extension or default_extension(ctx.obj))
+    if ext.info["method"] != "mla":
+        raise MlclipError(f"{ext.folder}: the languages of a {ext.info['method']} extension share one token table "
+                          "and cannot be removed one by one")
+    removed = remove_pack(ext, lang)
     out.print(f"removed the '{lang}' pack ({len(removed)} files)")

@@ -26,6 +26,22 @@ class PairData:
     image: np.ndarray | None  # [rows, dim] frozen image feature
     image_group: np.ndarray  # per row: index of its image (rows of one image share it)
     rows_of_image: list[np.ndarray]
+    image_ids: np.ndarray | None = None  # per row: its image_id (positives across data sets, e.g. replay)
+
+    @classmethod
+    def of(cls, captions: list[str], languages: np.ndarray, teacher, image, image_ids: np.ndarray) -> "PairData":
+        codes, groups = pd.factorize(image_ids)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(groups) + 1))
+        return cls(captions, languages, teacher, image, codes, [order[bounds[i]:bounds[i + 1]] for i in range(len(groups))],
+                   image_ids)
+
+    def subset(self, languages: list[str]) -> "PairData":
+        """The rows in `languages` (e.g. one task of data loaded for a whole sequence)."""
+        rows = np.flatnonzero(np.isin(self.languages, languages))
+        pick = (lambda array: None if array is None else array[rows])
+        return PairData.of([self.captions[i] for i in rows], self.languages[rows], pick(self.teacher), pick(self.image),
+                           self.image_ids[rows])
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -40,6 +56,13 @@ class PairData:
         order = np.random.default_rng([seed, epoch]).permutation(images)[offset * size:(offset + 1) * size]
         pick = np.random.default_rng([seed, epoch, offset, 1])
         return np.array([rows[pick.integers(len(rows))] for rows in (self.rows_of_image[i] for i in order)])
+
+
+@dataclass
+class Validation:
+    captions: dict[str, list[str]]  # language -> val captions
+    caption_image: dict[str, np.ndarray]  # language -> image index of each caption
+    image: np.ndarray  # [images, dim]
 
 
 def feature_folder(features_root: Path, manifest: Path, split: str, identity: str) -> Path:
@@ -114,12 +137,31 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
         except KeyError as exc:
             raise MlclipError(f"{folder}: stale feature cache, image {exc} has no feature; "
                               "recompute it with `mlclip features`") from None
-    group_codes, groups = pd.factorize(targets.image_id)
-    order = np.argsort(group_codes, kind="stable")
-    bounds = np.searchsorted(group_codes[order], np.arange(len(groups) + 1))
-    rows_of_image = [order[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
-    data = PairData(targets.caption.tolist(), targets.language.to_numpy(), teacher, image, group_codes, rows_of_image)
+    data = PairData.of(targets.caption.tolist(), targets.language.to_numpy(), teacher, image, targets.image_id.to_numpy())
     summary = {"manifest": str(Path(manifest_path).resolve()), "split": split, "features": str(folder),
                "rows": {lang: int((targets.language == lang).sum()) for lang in languages},
-               "images": len(groups)}
+               "images": len(data.rows_of_image)}
     return data, summary
+
+
+def evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder, features_root: Path,
+                   progress=None, split: str = "val"):
+    """The `split` rows of `languages` with their frozen image features (computed on first use):
+    what validation (and a continual run's per-step test) scores. None when there are none."""
+    val = manifest[(manifest.split == split) & manifest.image_path.notna() & manifest.language.isin(languages)]
+    if val.empty:
+        return None
+    folder = feature_folder(features_root, manifest_path, split, encoder.image_identity)
+    compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=(), split=split),
+                     encoder=encoder, progress=progress, manifest=manifest)
+    keys, matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)
+    image_ids = list(dict.fromkeys(val.image_id))
+    row_of = {k: i for i, k in enumerate(keys)}
+    index = {image_id: i for i, image_id in enumerate(image_ids)}
+    captions, caption_image = {}, {}
+    for language in languages:
+        rows = val[val.language == language]
+        if not rows.empty:
+            captions[language] = rows.caption.tolist()
+            caption_image[language] = rows.image_id.map(index).to_numpy()
+    return Validation(captions, caption_image, matrix[[row_of[i] for i in image_ids]])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.encoders import FrozenClip, encode_by_language
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.train import attention_kernel, encode_grouped
 
@@ -64,13 +64,4 @@ class MlaEncoder(FrozenClip):
         return F.normalize(emb, dim=-1).float().cpu().numpy()
 
     def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
-        """Captions in several languages at once: grouped per language, returned in input order."""
-        languages = np.asarray(languages)
-        out = None
-        for language in dict.fromkeys(languages.tolist()):
-            where = np.flatnonzero(languages == language)
-            vectors = self.encode_texts([captions[i] for i in where], language)
-            if out is None:
-                out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
-            out[where] = vectors
-        return out
+        return encode_by_language(self.encode_texts, captions, languages)

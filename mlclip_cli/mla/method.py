@@ -15,11 +15,11 @@ import torch
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla import packs
-from mlclip_cli.mla.data import PairData, feature_folder, load_pairs
+from mlclip_cli.mla.data import PairData, evaluation_set, load_pairs
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
 from mlclip_cli.atomic import atomic_path
-from mlclip_cli.mla.train import LoopConfig, LoopResult, Validation, check_resumable, clear_state, parse_stages, run_stages
+from mlclip_cli.mla.train import LoopConfig, LoopResult, check_resumable, clear_state, parse_stages, run_stages
 
 TOKENIZER_SAMPLE = 20_000  # captions per language the shared BPE is learnt from (the world saturates far below)
 BYTE_FALLBACK_LIMIT = 0.05  # above this share of lone-byte tokens, a new language extends the vocabulary
@@ -70,29 +70,6 @@ def _check_languages(languages: tuple[str, ...]) -> list[str]:
 def _needs(config: MlaConfig) -> tuple[bool, bool]:
     stages = parse_stages(config.loop.stages)
     return any("nlt" in s for s in stages), any("le" in s for s in stages)
-
-
-def _validation(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder, features_root: Path,
-                progress) -> Validation | None:
-    from mlclip_cli.features import FeaturesConfig, compute_features, load_features
-
-    val = manifest[(manifest.split == "val") & manifest.image_path.notna() & manifest.language.isin(languages)]
-    if val.empty:
-        return None
-    folder = feature_folder(features_root, manifest_path, "val", encoder.image_identity)
-    compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=(), split="val"),
-                     encoder=encoder, progress=progress, manifest=manifest)
-    keys, matrix = load_features(folder, "image", encoder.image_identity, encoder.preprocess_description)
-    image_ids = list(dict.fromkeys(val.image_id))
-    row_of = {k: i for i, k in enumerate(keys)}
-    index = {image_id: i for i, image_id in enumerate(image_ids)}
-    captions, caption_image = {}, {}
-    for language in languages:
-        rows = val[val.language == language]
-        if not rows.empty:
-            captions[language] = rows.caption.tolist()
-            caption_image[language] = rows.image_id.map(index).to_numpy()
-    return Validation(captions, caption_image, matrix[[row_of[i] for i in image_ids]])
 
 
 def _base(model: str, device: str | None):
@@ -187,7 +164,7 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     if not saved_tokenizer.is_file():  # a resumed run must find the tokenizer it started with
         with atomic_path(saved_tokenizer) as tmp:
             tmp.write_text(tokenizer.to_json(), encoding="utf-8")
-    validation = _validation(manifest, config.manifest, languages, base, config.features_root, progress)
+    validation = evaluation_set(manifest, config.manifest, languages, base, config.features_root, progress)
     loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
                       {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
                        "hidden": encoder.hidden}, validation, base.device, config.resume, on_step, on_eval)
@@ -259,7 +236,7 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     pack = encoder.add_pack(language, added)
     pack.to(base.device)
     tokenizers[language] = own or shared
-    validation = _validation(manifest, config.manifest, [language], base, config.features_root, progress)
+    validation = evaluation_set(manifest, config.manifest, [language], base, config.features_root, progress)
     encoder.train()
     loop = run_stages(encoder, pack, tokenizers, data, config.loop, state_dir,
                       {"languages": [language], "manifest": summary, "tokenizer": tokenizers[language].sha256(),

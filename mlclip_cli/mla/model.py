@@ -48,6 +48,23 @@ class TextTower:
             context_length=owner.positional_embedding.shape[0],
         )
 
+    def run(self, x: torch.Tensor, lengths: torch.Tensor, after_block=None) -> torch.Tensor:
+        """Token embeddings [n, L, width] (L = the batch's longest) -> projected, unnormalised
+        text embedding [n, dim], pooled at the EOS position (lengths - 1): explicit, because
+        open_clip's argmax pooling assumes EOS has the highest id, which appended tokens break.
+        `after_block(layer, x)` runs after each block (MLA's acquirers)."""
+        length = x.shape[1]
+        x = x + self.positional_embedding[:length].to(x.dtype)
+        # Causal mask sliced to the batch's length: the same output as padding to the full context.
+        mask = self.attn_mask[:length, :length] if self.attn_mask is not None else None
+        for layer, block in enumerate(self.blocks):
+            x = block(x if self.batch_first else x.transpose(0, 1), attn_mask=mask)
+            x = x if self.batch_first else x.transpose(0, 1)
+            if after_block is not None:
+                x = after_block(layer, x)
+        x = self.ln_final(x)
+        return self.project(x[torch.arange(len(x), device=x.device), lengths - 1])
+
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         if self.text_projection is None:
             return pooled
@@ -127,22 +144,13 @@ class MlaTextEncoder(nn.Module):
         for language, _, _ in segments:
             if language not in self.packs:
                 raise MlclipError(f"no language pack for '{language}'")
-        tower = self._tower
-        length = ids.shape[1]
-        x = self._embed(ids, segments)
-        x = x + tower.positional_embedding[:length].to(x.dtype)
-        # Causal mask sliced to the batch's length: the same output as padding to the full context.
-        mask = tower.attn_mask[:length, :length] if tower.attn_mask is not None else None
-        for layer, block in enumerate(tower.blocks):
-            x = block(x if tower.batch_first else x.transpose(0, 1), attn_mask=mask)
-            x = x if tower.batch_first else x.transpose(0, 1)
+
+        def acquire(layer: int, x: torch.Tensor) -> torch.Tensor:
             if len(segments) == 1:
-                x = self.packs[segments[0][0]].acquirers[layer](x)
-            else:
-                x = torch.cat([self.packs[lang].acquirers[layer](x[a:b]) for lang, a, b in segments])
-        x = tower.ln_final(x)
-        pooled = x[torch.arange(len(x), device=x.device), lengths - 1]  # the EOS position
-        return tower.project(pooled)
+                return self.packs[segments[0][0]].acquirers[layer](x)
+            return torch.cat([self.packs[lang].acquirers[layer](x[a:b]) for lang, a, b in segments])
+
+        return self._tower.run(self._embed(ids, segments), lengths, acquire)
 
     def _embed(self, ids: torch.Tensor, segments: list[tuple[str, int, int]]) -> torch.Tensor:
         extras = [(lang, a, b) for lang, a, b in segments if self.packs[lang].extra_rows is not None]

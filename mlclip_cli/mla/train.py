@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla.data import PairData
+from mlclip_cli.mla.data import PairData, Validation
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.training.checkpoint import load_trainer_state, save_trainer_state
@@ -58,13 +58,6 @@ class LoopConfig:
     seed: int = 0
     eval_every: int = 1000  # and always at the end of each stage
     checkpoint_every: int = 200
-
-
-@dataclass
-class Validation:
-    captions: dict[str, list[str]]  # language -> val captions
-    caption_image: dict[str, np.ndarray]  # language -> image index of each caption
-    image: np.ndarray  # [images, dim]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Continual language learning: CLL-CLIP with TEIR and its baselines."""

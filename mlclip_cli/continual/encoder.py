@@ -1,0 +1,115 @@
+"""Inference with a continual extension: every language, English included, through the one
+trained token table (CLL-CLIP is language-agnostic: no routing, no tag needed); with MLA's
+acquirers a caption goes through its language's set (fallback "english": none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlclip_cli.continual import snapshot
+from mlclip_cli.continual.model import ContinualTextEncoder
+from mlclip_cli.continual.vocab import ClipVocabulary
+from mlclip_cli.encoders import FrozenClip, encode_by_language
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.mla.encoder import FALLBACKS
+from mlclip_cli.mla.model import TextTower
+from mlclip_cli.mla.packs import tower_sha256
+from mlclip_cli.mla.train import encode_grouped
+from mlclip_cli.training.pretrain import attention_kernel
+
+
+def open_snapshot(folder: Path, device: str | None = None):
+    """(snapshot, base FrozenClip, ContinualTextEncoder with its weights, vocabulary), checked."""
+    state = snapshot.read(folder)
+    info = state.info
+    base = FrozenClip.load(info["base_model"], device)
+    if (base.clip.identity != info["base_identity"]
+            or tower_sha256(SimpleNamespace(tower=TextTower.of(base.clip.model))) != info["tower_sha256"]):
+        raise MlclipError(f"{folder}: built on base model {info['base_identity']}, but "
+                          f"'{info['base_model']}' now loads {base.clip.identity}")
+    vocabulary = ClipVocabulary.from_json(state.vocabulary_json, base.clip.tokenizer)
+    shape = info["encoder"]
+    encoder = ContinualTextEncoder(base.clip.model, shape["vocab_size"], shape.get("hidden"), info.get("trained_tower", False))
+    for language in shape.get("acquirers", []):
+        encoder.add_acquirers(language)
+    if vocabulary.vocab_size != shape["vocab_size"]:
+        raise MlclipError(f"{folder}: the tokenizer has {vocabulary.vocab_size} tokens, the table {shape['vocab_size']} rows")
+    try:
+        encoder.load_state_dict(state.weights)
+    except RuntimeError as exc:
+        raise MlclipError(f"{folder / 'weights.safetensors'}: does not fit this encoder ({str(exc).splitlines()[0]})") from None
+    encoder.to(base.device).eval()
+    return state, base, encoder, vocabulary
+
+
+class ContinualEncoder(FrozenClip):
+    name = "cll-clip"
+
+    def __init__(self, folder: Path, device: str | None = None, fallback: str = "none"):
+        if fallback not in FALLBACKS:
+            raise MlclipError(f"unknown --fallback '{fallback}' (choose {', '.join(FALLBACKS)})")
+        state, base, encoder, vocabulary = open_snapshot(Path(folder), device)
+        super().__init__(base.clip, str(base.device))
+        self.folder, self.state, self.model, self.vocabulary = Path(folder), state, encoder, vocabulary
+        self.fallback = fallback
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.state.info.get("languages", []))
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.image_identity}+cll-{self.state.info['shared_sha256'][:12]}"
+
+    def _route(self, language: str) -> str | None:
+        """The acquirer set a caption uses (MLA learner only); None: the table alone."""
+        if not len(self.model.acquirers):
+            return None
+        if language in self.model.acquirers:
+            return language
+        if self.fallback == "english" or language == "en":
+            return None
+        raise MlclipError(f"{self.folder} has no acquirers for '{language}' (it has {', '.join(self.model.acquirers)}); "
+                          "pass --fallback english to encode it without")
+
+    def text_identity(self, language: str) -> str:
+        route = self._route(language)
+        return self.cache_key + (f":{route}" if route else "")
+
+    @torch.no_grad()
+    def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
+        route = self._route(language)
+        if not captions:
+            return super().encode_texts([], "en")
+        model = self.model if route else _TableOnly(self.model)
+        blocks = []
+        for start in range(0, len(captions), 500):
+            chunk = list(captions[start:start + 500])
+            with attention_kernel(self.device):
+                emb = encode_grouped(model, {route or "any": self.vocabulary}, chunk, np.array([route or "any"] * len(chunk)),
+                                     self.device)
+            blocks.append(F.normalize(emb, dim=-1).float().cpu().numpy())
+        return np.concatenate(blocks)
+
+    def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
+        return encode_by_language(self.encode_texts, captions, languages)
+
+
+class _TableOnly(torch.nn.Module):
+    """The encoder without acquirer routing (a language with none, or a learner without them)."""
+
+    def __init__(self, encoder: ContinualTextEncoder):
+        super().__init__()
+        self.inner = encoder
+
+    @property
+    def tower(self):
+        return self.inner.tower
+
+    def forward(self, ids, lengths, segments=None):
+        return self.inner(ids, lengths, None)

@@ -1,0 +1,470 @@
+"""`run_continual`: teach a frozen CLIP's text tower a sequence of languages, one task each.
+
+Per task: grow the vocabulary (CLIP's BPE continued on the new language, English and earlier
+languages protected), append rows (TEIR: from the table's own distribution), train with MSE to
+the frozen English teacher + 0.01 x InfoNCE against frozen image features (learnable
+temperature), update TEIR's token usage, bench every language seen so far on the test split,
+and write the state (a loadable extension) before the next language starts. A killed run
+resumes from the last finished language.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlclip_cli.artifacts import read_manifest
+from mlclip_cli.atomic import write_json
+from mlclip_cli.continual import snapshot
+from mlclip_cli.continual.learners import Batch, Learner, Settings, get_learner
+from mlclip_cli.continual.model import ContinualTextEncoder
+from mlclip_cli.continual.scores import METRICS, plot_aa_f, plot_heatmap, sequence_summary
+from mlclip_cli.continual.teir import RowScaledStep, TeirConfig, grow_usage, initial_usage, new_rows, row_scales
+from mlclip_cli.continual.vocab import ClipVocabulary
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.metrics import retrieval_metrics
+from mlclip_cli.mla.model import TextTower
+from mlclip_cli.mla.data import PairData, Validation, evaluation_set, load_pairs, select_rows
+from mlclip_cli.mla.packs import git_revision, now, tower_sha256
+from mlclip_cli.mla.train import encode_grouped
+from mlclip_cli.training.pretrain import attention_kernel
+
+VOCAB_BUDGET = 10_000  # CLFM's BPE size per language
+# Distinct captions per language that its BPE is learnt from, that TEIR counts as its corpus, and
+# that are protected afterwards: CLIP's cleaning (ftfy) costs ~0.2 ms a caption in Python, and the
+# world's words are all in far fewer captions than this.
+VOCAB_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class TaskLoop:
+    steps: int = 100  # per language (joint: times the number of languages)
+    lr: float = 5e-3
+    warmup: float = 0.1  # then constant, as CLFM
+    batch_size: int = 128
+    weight_decay: float = 0.05
+    eps: float = 1e-6
+    mse_weight: float = 1.0
+    nce_weight: float = 0.01
+    seed: int = 0
+
+
+# CLFM's values (XM3600 / CC3M-translated captions, 3 epochs per language), kept for real runs;
+# 5e-5 learns far too slowly for the world's budget of steps (see docs/benchmarks.md).
+CLFM_LOOP = TaskLoop(steps=0, lr=5e-5)
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    manifest: Path
+    out: Path  # run folder: extension/ (the state), results.json, PNGs
+    order: tuple[str, ...]
+    features_root: Path
+    method: str = "cll-clip"
+    teir: TeirConfig = field(default_factory=TeirConfig)
+    model: str = "mlclip-tiny"
+    test_manifest: Path | None = None  # None: no per-step bench
+    test_split: str = "test"
+    loop: TaskLoop = field(default_factory=TaskLoop)
+    settings: Settings = field(default_factory=Settings)
+    vocab_budget: int = VOCAB_BUDGET
+    dynamic_vocab: bool = True
+    split: str | None = None  # training split (None: train when there is one)
+    resume: bool = False  # continue an unfinished run (or reuse a finished one)
+    keep_steps: bool = False  # also keep each step's state under steps/
+    device: str | None = None
+
+
+@dataclass
+class TaskRecord:
+    languages: list[str]
+    steps: int
+    seconds: float
+    new_tokens: dict[str, int]
+    vocabulary: dict[str, str]
+    scores: dict[str, dict[str, float]]  # language -> test metrics after this task
+    loss: float
+
+
+@dataclass
+class ContinualResult:
+    out: Path
+    extension: Path
+    order: list[str]
+    method: str
+    teir: str
+    tasks: list[TaskRecord]
+    summary: dict  # scores.sequence_summary
+    trainable_parameters: int
+    seconds: float
+    resumed_from: int = 0  # tasks already done when this call started
+    json_path: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+
+
+def check_order(order: tuple[str, ...]) -> list[str]:
+    if not order:
+        raise MlclipError("name the languages to learn, in order (--order en,de,fr)")
+    repeated = sorted({lang for lang in order if order.count(lang) > 1})
+    if repeated:
+        raise MlclipError(f"--order names {', '.join(repeated)} more than once")
+    return list(order)
+
+
+def _fingerprint(config: ContinualConfig) -> str:
+    keys = {"order": list(config.order), "method": config.method, "teir": asdict(config.teir), "model": config.model,
+            "loop": asdict(config.loop), "settings": asdict(config.settings), "vocab_budget": config.vocab_budget,
+            "dynamic_vocab": config.dynamic_vocab, "split": config.split,
+            "manifest": str(Path(config.manifest).resolve())}
+    return json.dumps(keys, sort_keys=True)
+
+
+def _batch(data: PairData, rows: np.ndarray, device: torch.device) -> Batch:
+    return Batch([data.captions[r] for r in rows], data.languages[rows], torch.from_numpy(data.teacher[rows]).to(device),
+                 torch.from_numpy(data.image[rows]).to(device), data.image_ids[rows])
+
+
+def task_loss(student: torch.Tensor, batch: Batch, temperature: torch.Tensor, loop: TaskLoop) -> torch.Tensor:
+    """CLFM's loss: squared distance of normalised embeddings to the English teacher, + InfoNCE
+    both ways against the frozen image features, every caption of an image a positive."""
+    text = F.normalize(student, dim=-1)
+    image = batch.image.to(text.device)
+    mse = (text - batch.teacher.to(text.device)).pow(2).sum(-1).mean()
+    logits = text @ image.T / temperature
+    same = torch.from_numpy(batch.image_ids[:, None] == batch.image_ids[None, :]).to(text.device)
+
+    def one_way(scores: torch.Tensor) -> torch.Tensor:
+        return (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~same, float("-inf")), 1)).mean()
+
+    return loop.mse_weight * mse + loop.nce_weight * (one_way(logits) + one_way(logits.T)) / 2
+
+
+class _Run:
+    """One sequence's live state: the encoder, vocabulary, usage counts and learner."""
+
+    def __init__(self, config: ContinualConfig, learner: Learner, base, vocabulary: ClipVocabulary):
+        self.config, self.learner, self.base, self.vocabulary = config, learner, base, vocabulary
+        self.device = base.device
+        self.encoder = ContinualTextEncoder(base.clip.model, vocabulary.vocab_size, train_tower=learner.train_tower)
+        self.encoder.to(self.device)
+        self.usage = initial_usage(self.encoder.clip_rows)
+        self.special = [vocabulary.sot, vocabulary.eot]
+        # The base tower's hash (full fine-tuning trains a copy, whose hash would differ).
+        self.base_tower_sha256 = tower_sha256(SimpleNamespace(tower=TextTower.of(base.clip.model)))
+
+    def tokenizers(self, languages) -> dict:
+        return {language: self.vocabulary for language in dict.fromkeys(languages)}
+
+    def encode(self, batch: Batch, table: torch.Tensor | None = None) -> torch.Tensor:
+        encoder = self.encoder if table is None else _WithTable(self.encoder, table)
+        return encode_grouped(encoder, self.tokenizers(batch.languages.tolist()), batch.captions, batch.languages,
+                              self.device)
+
+    def grow(self, language: str, texts: list[str], task: int) -> tuple[int, str]:
+        if language == "en" or not self.config.dynamic_vocab:
+            return 0, "CLIP's own vocabulary" if language == "en" else "CLIP's vocabulary (dynamic vocabulary off)"
+        learnt = self.vocabulary.learn(language, texts, self.config.vocab_budget)
+        generator = torch.Generator().manual_seed(self.config.loop.seed * 1000 + task)
+        rows = new_rows(self.encoder.table, len(learnt.new_tokens), self.config.teir, generator)
+        self.encoder.grow(rows)
+        self.usage = grow_usage(self.usage, len(learnt.new_tokens))
+        return len(learnt.new_tokens), learnt.note
+
+    def used_rows(self, texts: list[str]) -> torch.Tensor:
+        used = torch.zeros(self.vocabulary.vocab_size, dtype=torch.bool)
+        used[sorted(self.vocabulary.token_set(texts))] = True
+        return used
+
+    def optimizer(self, languages: list[str]) -> torch.optim.AdamW:
+        loop, encoder = self.config.loop, self.encoder
+        groups = [{"params": [encoder.table], "weight_decay": 0.0, "lr": loop.lr},  # decay applied per row by RowScaledStep
+                  {"params": [encoder.logit_scale], "weight_decay": 0.0, "lr": loop.lr}]
+        acquirers = [p for lang in languages if lang in encoder.acquirers for p in encoder.acquirers[lang].parameters()]
+        if acquirers:
+            groups.append({"params": acquirers, "weight_decay": loop.weight_decay, "lr": loop.lr})
+        if encoder.tower_copy is not None:
+            groups.append({"params": list(encoder.tower_copy.parameters()), "weight_decay": loop.weight_decay,
+                           "lr": self.config.settings.tower_lr})
+        for group in groups:
+            group["base_lr"] = group["lr"]
+        return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=loop.eps)
+
+    def train_task(self, data: PairData, languages: list[str], task: int, steps: int, scale: torch.Tensor,
+                   on_step: Callable | None, label: str) -> float:
+        loop = self.config.loop
+        self.encoder.train()
+        optimizer = self.optimizer(languages)
+        step_table = RowScaledStep(self.encoder.table, loop.weight_decay, self.config.teir if self.config.teir.reg else None,
+                                   scale, self.usage)
+        warm = max(1, int(loop.warmup * steps))
+        seed = loop.seed * 1000 + task
+        losses = []
+        for step in range(steps):
+            factor = min(1.0, (step + 1) / warm)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            batch = _batch(data, data.batch(step, loop.batch_size, seed), self.device)
+            extra = self.learner.replay(step, loop.batch_size, seed)
+            if extra is not None:
+                batch = batch.cat(extra)
+            with attention_kernel(self.device):
+                student = self.encode(batch)
+                loss = task_loss(student, batch, self.encoder.temperature(), loop)
+                penalty = self.learner.penalty(self.encoder, batch, student, self.encode)
+                if penalty is not None:
+                    loss = loss + penalty
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            step_table(optimizer, loop.lr * factor)
+            losses.append(loss.item())
+            if on_step:
+                on_step(label, step + 1, steps, losses[-1])
+        return float(np.mean(losses[-20:])) if losses else float("nan")
+
+    def gradient_of(self, data: PairData, task: int):
+        def gradient(index: int) -> torch.Tensor:
+            batch = _batch(data, data.batch(10_000 + index, self.config.loop.batch_size, self.config.loop.seed * 1000 + task),
+                           self.device)
+            self.encoder.zero_grad(set_to_none=True)
+            with attention_kernel(self.device):
+                task_loss(self.encode(batch), batch, self.encoder.temperature(), self.config.loop).backward()
+            grad = self.encoder.table.grad.detach().clone()
+            self.encoder.zero_grad(set_to_none=True)
+            return grad
+        return gradient
+
+    @torch.no_grad()
+    def evaluate(self, test: Validation | None, languages: list[str]) -> dict[str, dict[str, float]]:
+        if test is None:
+            return {}
+        self.encoder.eval()
+        scores = {}
+        for language in languages:
+            captions = test.captions[language]
+            blocks = []
+            for start in range(0, len(captions), 500):
+                chunk = captions[start:start + 500]
+                batch = Batch(chunk, np.array([language] * len(chunk)), torch.empty(0), torch.empty(0), np.array([]))
+                with attention_kernel(self.device):
+                    blocks.append(F.normalize(self.encode(batch), dim=-1).float().cpu().numpy())
+            scores[language] = retrieval_metrics(np.concatenate(blocks), test.image, test.caption_image[language])
+        return scores
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.encoder.state_dict()
+
+    def load(self, state: snapshot.Snapshot) -> None:
+        for language in state.info["encoder"].get("acquirers", []):
+            self.encoder.add_acquirers(language)
+        vocab_rows = state.weights["table"].shape[0]
+        self.encoder.grow(torch.zeros(vocab_rows - len(self.encoder.table), self.encoder.table.shape[1]))
+        self.encoder.load_state_dict(state.weights)
+        self.usage = state.usage.clone()
+        self.learner.load_state(state.learner_tensors, state.learner_info)
+
+
+class _WithTable(torch.nn.Module):
+    """The encoder run with another token table (LwF's model before this task)."""
+
+    def __init__(self, encoder: ContinualTextEncoder, table: torch.Tensor):
+        super().__init__()
+        self.inner, self.table = encoder, table
+
+    @property
+    def tower(self):
+        return self.inner.tower
+
+    def forward(self, ids, lengths, segments=None):
+        return self.inner(ids, lengths, segments, table=self.table)
+
+
+def _texts(rows, language: str) -> list[str]:
+    """Distinct training captions of `language` (at most VOCAB_SAMPLE): what its BPE learns from."""
+    captions = rows[rows.language == language].caption.drop_duplicates()
+    return captions.sample(min(VOCAB_SAMPLE, len(captions)), random_state=0).tolist()
+
+
+def _info(config: ContinualConfig, run: _Run, learner: Learner, languages: list[str]) -> dict:
+    encoder = run.encoder
+    return {
+        "learner": learner.name, "teir": asdict(config.teir), "teir_label": config.teir.label,
+        "base_model": config.model, "base_identity": run.base.clip.identity, "tower_sha256": run.base_tower_sha256,
+        "languages": languages, "trained_tower": learner.train_tower,
+        "encoder": {"vocab_size": int(encoder.table.shape[0]), "width": int(encoder.table.shape[1]),
+                    "clip_rows": encoder.clip_rows, "hidden": encoder.hidden, "acquirers": list(encoder.acquirers),
+                    "context_length": encoder.tower.context_length},
+        "settings": asdict(config.settings), "loop": asdict(config.loop), "vocab_budget": config.vocab_budget,
+        "dynamic_vocab": config.dynamic_vocab,
+    }
+
+
+def run_continual(config: ContinualConfig, progress: Callable | None = None, on_step: Callable | None = None,
+                  on_task: Callable[[int, TaskRecord], None] | None = None) -> ContinualResult:
+    """Run (or resume) the sequence `config.order`; returns its scores and writes results.json,
+    heatmaps and the AA/F plot next to the extension folder (OUT/extension)."""
+    order = check_order(config.order)
+    learner = get_learner(config.method, config.settings)
+    state_dir = Path(config.out) / "extension"
+    snapshot.recover(state_dir)
+    saved = snapshot.read(state_dir) if snapshot.exists(state_dir) else None
+    if saved is not None:
+        if saved.record.get("fingerprint") != _fingerprint(config):
+            raise MlclipError(f"{config.out} holds a continual run with other settings or data; choose another --out")
+        done, total = len(saved.record["tasks"]), 1 if learner.joint else len(order)
+        if not config.resume:
+            state = "a finished" if done == total else f"an unfinished ({done} of {total} languages)"
+            raise MlclipError(f"{config.out} holds {state} run of these settings; pass --resume to "
+                              f"{'reuse' if done == total else 'continue'} it, or choose another --out")
+    return _sequence(config, learner, order, state_dir, saved, progress, on_step, on_task)
+
+
+@dataclass(frozen=True)
+class ExtendConfig:
+    extension: Path  # a continual extension folder (a run's OUT/extension)
+    language: str
+    manifest: Path
+    features_root: Path
+    test_manifest: Path | None = None
+    test_split: str = "test"
+    steps: int | None = None  # None: the run's steps per language
+    split: str | None = None
+    device: str | None = None
+
+
+def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_step: Callable | None = None,
+                     on_task: Callable[[int, TaskRecord], None] | None = None) -> ContinualResult:
+    """One more language for a continual extension, with the settings it was trained with; the
+    folder is updated in place (swapped whole, so a kill leaves it as it was)."""
+    folder = Path(config.extension)
+    snapshot.recover(folder)
+    if not snapshot.exists(folder):
+        raise MlclipError(f"{folder}: no continual extension here (make one with `mlclip continual`)")
+    saved = snapshot.read(folder)
+    info = saved.info
+    if config.language in info["languages"]:
+        raise MlclipError(f"{folder} already learnt '{config.language}' (its rows are shared with the other "
+                          "languages, so it cannot be replaced; start a new sequence instead)")
+    learner = get_learner(info["learner"], Settings(**info["settings"]))
+    if learner.joint:
+        raise MlclipError(f"{folder} is a joint-training upper bound, not a sequence: it cannot be extended")
+    loop = TaskLoop(**info["loop"])
+    run_config = ContinualConfig(
+        manifest=config.manifest, out=folder.parent, order=tuple(info["languages"]) + (config.language,),
+        features_root=config.features_root, method=learner.name, teir=TeirConfig(**info["teir"]), model=info["base_model"],
+        test_manifest=config.test_manifest, test_split=config.test_split,
+        loop=loop if config.steps is None else replace(loop, steps=config.steps), settings=learner.settings,
+        vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
+        split=config.split, resume=True, device=config.device)
+    return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task)
+
+
+def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state_dir: Path,
+              saved: snapshot.Snapshot | None, progress, on_step, on_task) -> ContinualResult:
+    from mlclip_cli.encoders import FrozenClip
+
+    manifest = read_manifest(config.manifest).to_pandas()
+    done = len(saved.record["tasks"]) if saved else 0
+    todo = [] if learner.joint and done else (order if learner.joint else order[done:])
+    rows, split = select_rows(manifest, str(config.manifest), todo or order[:1], config.split)
+    test_frame = None
+    if config.test_manifest is not None:
+        test_frame = read_manifest(config.test_manifest).to_pandas()
+        present = set(test_frame[test_frame.split == config.test_split].language)
+        missing = [lang for lang in order if lang not in present]
+        if missing:
+            raise MlclipError(f"{config.test_manifest}: no {config.test_split} rows in {', '.join(missing)}")
+    torch.manual_seed(config.loop.seed)
+    base = FrozenClip.load(config.model, config.device)
+    vocabulary = (ClipVocabulary.from_json(saved.vocabulary_json, base.clip.tokenizer) if saved
+                  else ClipVocabulary(base.clip.tokenizer))
+    run = _Run(config, learner, base, vocabulary)
+    records = [TaskRecord(**task) for task in saved.record["tasks"]] if saved else []
+    seconds = saved.record.get("seconds", 0.0) if saved else 0.0
+    if saved is not None:
+        run.load(saved)
+    resumed_from = len(records)
+    test = (evaluation_set(test_frame, config.test_manifest, order, base, config.features_root, progress,
+                           config.test_split) if test_frame is not None else None)
+    tasks = [order] if learner.joint else [[lang] for lang in order]
+    # English must tokenise exactly as in CLIP, and each learnt language as when it was learnt (the
+    # vocabulary protects a corpus it learnt from; a resumed one is told again).
+    for language in ["en", *vocabulary.languages]:
+        vocabulary.protect(_texts(manifest, language))
+    pending = [lang for task in tasks[len(records):] for lang in task]
+    everything = (load_pairs(manifest, config.manifest, pending, config.split, True, True, base, config.features_root,
+                             None, progress)[0] if pending else None)  # one read of the feature cache for every task
+    for task in range(len(records), len(tasks)):
+        languages = tasks[task]
+        began = time.perf_counter()
+        new_tokens, notes = {}, {}
+        for language in languages:
+            new_tokens[language], notes[language] = run.grow(language, _texts(rows, language), task)
+        data = everything.subset(languages)
+        corpus = {language: _texts(rows, language) for language in languages}
+        used = run.used_rows([t for texts in corpus.values() for t in texts])
+        scale = row_scales(run.usage, used, run.special, config.teir)
+        learner.start_task(run.encoder, languages, task)
+        steps = config.loop.steps * len(languages)
+        label = f"{task + 1}/{len(tasks)} {_task_name(languages)}"
+        loss = run.train_task(data, languages, task, steps, scale, on_step, label)
+        for language in languages:  # TEIR usage: +1 for every row this task's language used
+            run.usage[run.used_rows(corpus[language])] += 1
+        learner.end_task(run.encoder, data, languages, task, run.gradient_of(data, task))
+        seen = order[:order.index(languages[-1]) + 1]
+        record = TaskRecord(languages, steps, 0.0, new_tokens, notes, run.evaluate(test, seen), loss)
+        record.seconds = time.perf_counter() - began
+        seconds += record.seconds
+        records.append(record)
+        _write_state(config, run, learner, seen, records, seconds, state_dir, split)
+        if config.keep_steps:
+            snapshot.keep_copy(state_dir, state_dir.parent / "steps" / f"{task + 1:02d}-{_task_name(languages)}")
+        if on_task:
+            on_task(task, record)
+    return _finish(config, run, learner, order, records, seconds, resumed_from, state_dir, test is not None)
+
+
+def _task_name(languages: list[str]) -> str:
+    return "+".join(languages) if len(languages) < 4 else "joint"
+
+
+def _write_state(config, run: _Run, learner: Learner, seen: list[str], records: list[TaskRecord],
+                 seconds: float, state_dir: Path, split: str) -> None:
+    cards = {}
+    for language in seen:
+        task = next(r for r in records if language in r.languages)
+        cards[language] = {
+            "parameters": run.encoder.trainable_parameters(language), "extra_tokens": task.new_tokens.get(language, 0),
+            "vocabulary": task.vocabulary.get(language), "stages": "continual", "steps": task.steps,
+            "task": records.index(task) + 1, "val_metrics": records[-1].scores.get(language, {}),
+            "created": now(), "git_revision": git_revision(),
+        }
+    record = {"fingerprint": _fingerprint(config), "order": list(config.order), "tasks": [asdict(r) for r in records],
+              "seconds": seconds, "train_split": split}
+    snapshot.write(state_dir, _info(config, run, learner, seen), run.vocabulary.to_json(), run.weights(), run.usage,
+                   learner.state(), record, cards)
+
+
+def _finish(config, run: _Run, learner: Learner, order, records, seconds, resumed_from, state_dir: Path,
+            benched: bool) -> ContinualResult:
+    out = state_dir.parent
+    summary = sequence_summary(order, [r.scores for r in records]) if benched else {}
+    result = ContinualResult(out, state_dir, order, learner.name, config.teir.label, records, summary,
+                             run.encoder.trainable_parameters(order[-1]), seconds, resumed_from)
+    if benched:
+        result.json_path = write_json(out / "results.json", {
+            "artifact": "mlclip-continual-results", "method": learner.name, "teir": config.teir.label,
+            "order": order, "trainable_parameters": result.trainable_parameters, "seconds": seconds,
+            "tasks": [asdict(r) for r in records], **summary, "extension": str(state_dir)})
+        title = f"{learner.name}, TEIR {config.teir.label}"
+        result.plots = [plot_heatmap(summary, metric, out / f"heatmap_{metric.replace('@', '')}.png", f"{title}: {metric}")
+                        for metric in METRICS]
+        result.plots.append(plot_aa_f({title: summary}, "image_retrieval_recall@1", out / "aa_f.png", title))
+    return result
