@@ -9,11 +9,12 @@ def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "QUICK_TRAIN_SCENES", 16)
     monkeypatch.setattr(demo, "QUICK_PRETRAIN_STEPS", 2)
     monkeypatch.setattr(demo, "QUICK_MLA_STEPS", (3, 2, 3))
+    monkeypatch.setattr(demo, "QUICK_CONTINUAL", (("en", "de"), 2))
     result = run_cli("demo", "--quick")
     assert result.code == 0, result.err
     ran = [line for line in result.out.splitlines() if line.startswith("ran ")]
     not_built = [line for line in result.out.splitlines() if line.startswith("not built yet")]
-    assert len(ran) == 8 and len(not_built) == 1
+    assert len(ran) == 10 and not not_built
     assert "MLA t2i R@1" in result.out and "zh" in result.out  # the comparison table closes the demo
     results = sorted((tmp_path / "ws" / "results").glob("xtd-*.json"))
     assert len(results) == 2
@@ -24,3 +25,9 @@ def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     again = run_cli("demo", "--quick")  # a rerun reuses the finished packs
     assert again.code == 0, again.err
     assert "reused the finished extension" in again.out and "reused the finished 'ko' pack" in again.out
+    assert again.out.count("reused the finished run") == 2  # both continual sequences
+    flat = " ".join(result.out.split())  # rich wraps long titles
+    assert "CLL-CLIP + TEIR" in flat and "CLL-CLIP (plain)" in flat
+    for teir in ("none", "both"):
+        run = tmp_path / "ws" / "continual" / f"demo-cll-clip-teir-{teir}"
+        assert json.loads((run / "results.json").read_text())["order"] == ["en", "de"]

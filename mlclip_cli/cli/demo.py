@@ -48,3 +48,9 @@ def demo(
                       f"{row['zero_shot_mean_recall']:.1f}", f"{row.get('mla_mean_recall', float('nan')):.1f}")
     out.print(table)
     out.print("[dim]English goes through the frozen CLIP in both columns; ko was added last by `extend`.[/]")
+    if result.continual:
+        from mlclip_cli.cli.continual import scores_table
+
+        for teir, run in result.continual.items():
+            out.print(scores_table(run, title=f"continual {' -> '.join(run.order)}: CLL-CLIP"
+                                              f"{' + TEIR' if teir == 'both' else ' (plain)'}, t2i R@1 after each language"))
