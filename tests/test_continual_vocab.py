@@ -150,3 +150,19 @@ def test_learning_is_deterministic(base):
     two = ClipVocabulary(base)
     two.learn("ru", CORPUS[::-1], budget=200)
     assert one.to_json() == two.to_json()
+
+
+def test_split_han_makes_each_han_or_kana_character_a_word_and_changes_nothing_else(base):
+    tok = base
+    plain, split = ClipVocabulary(tok), ClipVocabulary(tok, split_han=True)
+    for text in ("a red circle left of a blue square", "ein roter kreis", "красный круг"):
+        assert split.ids([text], 64) == plain.ids([text], 64)
+    chinese = ["左边有一个红色的圆形和蓝色的方形"] * 3 + ["右边有一个绿色的三角形和红色的圆形"] * 3
+    learnt = split.learn("zh", chinese)
+    pieces = [split._decoder[i] for i in split.encode(chinese[0])]
+    assert len(pieces) == len(chinese[0])  # one token per character
+    whole = ClipVocabulary(tok)
+    whole.learn("zh", chinese)
+    assert len(whole.encode(chinese[0])) == 1 < len(pieces)  # without the split the phrase is one token
+    again = ClipVocabulary.from_json(split.to_json(), tok)
+    assert again.split_han and again.encode(chinese[0]) == split.encode(chinese[0]) and learnt.merges

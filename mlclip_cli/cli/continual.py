@@ -130,6 +130,8 @@ def continual(
     lr: float = typer.Option(None, "--lr", help="Peak lr \\[world default 5e-3; CLFM 5e-5]."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     vocab_budget: int = typer.Option(10_000, "--vocab-budget", min=0, help="New BPE merges per language (CLFM: 10,000)."),
+    split_han: bool = typer.Option(False, "--split-han", help="Make each Han/kana character a word before BPE "
+                                   "(CLIP's regex keeps unspaced Chinese/Japanese phrases whole)."),
     memory: int = typer.Option(8000, "--memory", min=1, help="er: captions kept from earlier languages."),
     ewc_lambda: float = typer.Option(1000.0, "--ewc-lambda", help="ewc: penalty weight."),
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),
@@ -153,5 +155,5 @@ def continual(
         method=method, teir=teir_config, model=model,
         test_manifest=ws.find_manifest(test) if test else default_test_manifest(ws), test_split=test_split,
         loop=loop, settings=Settings(memory=memory, ewc_lambda=ewc_lambda), vocab_budget=vocab_budget,
-        split=split, resume=resume, keep_steps=keep_steps)
+        split_han=split_han, split=split, resume=resume, keep_steps=keep_steps)
     print_result(run_with_progress(lambda p, s, t: run_continual(config, p, s, t)))

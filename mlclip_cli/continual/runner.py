@@ -77,6 +77,7 @@ class ContinualConfig:
     settings: Settings = field(default_factory=Settings)
     vocab_budget: int = VOCAB_BUDGET
     dynamic_vocab: bool = True
+    split_han: bool = False  # each Han/kana character its own word before BPE (see vocab.py)
     split: str | None = None  # training split (None: train when there is one)
     resume: bool = False  # continue an unfinished run (or reuse a finished one)
     keep_steps: bool = False  # also keep each step's state under steps/
@@ -122,7 +123,7 @@ def check_order(order: tuple[str, ...]) -> list[str]:
 def _fingerprint(config: ContinualConfig) -> str:
     keys = {"order": list(config.order), "method": config.method, "teir": asdict(config.teir), "model": config.model,
             "loop": asdict(config.loop), "settings": asdict(config.settings), "vocab_budget": config.vocab_budget,
-            "dynamic_vocab": config.dynamic_vocab, "split": config.split,
+            "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han, "split": config.split,
             "manifest": str(Path(config.manifest).resolve())}
     return json.dumps(keys, sort_keys=True)
 
@@ -302,7 +303,7 @@ def _info(config: ContinualConfig, run: _Run, learner: Learner, languages: list[
                     "clip_rows": encoder.clip_rows, "hidden": encoder.hidden, "acquirers": list(encoder.acquirers),
                     "context_length": encoder.tower.context_length},
         "settings": asdict(config.settings), "loop": asdict(config.loop), "vocab_budget": config.vocab_budget,
-        "dynamic_vocab": config.dynamic_vocab,
+        "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han,
     }
 
 
@@ -362,6 +363,7 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
         test_manifest=config.test_manifest, test_split=config.test_split,
         loop=loop if config.steps is None else replace(loop, steps=config.steps), settings=learner.settings,
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
+        split_han=info.get("split_han", False),
         split=config.split, resume=True, device=config.device)
     return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task)
 
@@ -384,7 +386,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
     torch.manual_seed(config.loop.seed)
     base = FrozenClip.load(config.model, config.device)
     vocabulary = (ClipVocabulary.from_json(saved.vocabulary_json, base.clip.tokenizer) if saved
-                  else ClipVocabulary(base.clip.tokenizer))
+                  else ClipVocabulary(base.clip.tokenizer, split_han=config.split_han))
     run = _Run(config, learner, base, vocabulary)
     records = [TaskRecord(**task) for task in saved.record["tasks"]] if saved else []
     seconds = saved.record.get("seconds", 0.0) if saved else 0.0

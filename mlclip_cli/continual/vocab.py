@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Iterable, Sequence
 
+import regex
 from open_clip.tokenizer import SimpleTokenizer
 
 from mlclip_cli.errors import ArtifactError, MlclipError
@@ -22,6 +23,8 @@ from mlclip_cli.errors import ArtifactError, MlclipError
 ARTIFACT = "mlclip-clip-vocabulary"
 SCHEMA_VERSION = 1
 Pair = tuple[str, str]
+# One Han, Hiragana or Katakana character, or a run of anything else.
+_HAN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]|[^\p{Han}\p{Hiragana}\p{Katakana}]+")
 ENCODED_CACHE = 500_000  # captions whose ids are kept
 
 
@@ -46,8 +49,12 @@ class ClipVocabulary:
 
     pad = 0  # the id batches are padded with (never read: pooling is at the EOS position)
 
-    def __init__(self, base: SimpleTokenizer, additions: Sequence[LearnedTokens] = ()) -> None:
+    def __init__(self, base: SimpleTokenizer, additions: Sequence[LearnedTokens] = (), split_han: bool = False) -> None:
         self.base = base
+        # CLIP's regex keeps an unspaced run of Han/kana as one "word", so BPE on Chinese or
+        # Japanese learns whole-phrase tokens; split_han makes each such character a word (as
+        # BERT does). It changes no text without those characters, English included.
+        self.split_han = split_han
         self.base_size = len(base.encoder)
         self.sot: int = base.sot_token_id
         self.eot: int = base.eot_token_id
@@ -196,7 +203,7 @@ class ClipVocabulary:
     def to_json(self) -> str:
         """The additions, with a fingerprint of the base tokenizer."""
         return json.dumps({"artifact": ARTIFACT, "schema_version": SCHEMA_VERSION, "base": self._fingerprint,
-                           "additions": [asdict(a) for a in self.additions]}, ensure_ascii=False, indent=1)
+                           "split_han": self.split_han, "additions": [asdict(a) for a in self.additions]}, ensure_ascii=False, indent=1)
 
     @classmethod
     def from_json(cls, text: str, base: SimpleTokenizer) -> ClipVocabulary:
@@ -207,7 +214,7 @@ class ClipVocabulary:
             raise ArtifactError(f"vocabulary: not JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(doc, dict) or doc.get("artifact") != ARTIFACT or doc.get("schema_version") != SCHEMA_VERSION:
             raise ArtifactError(f"vocabulary: not a {ARTIFACT} schema {SCHEMA_VERSION} file")
-        vocab = cls(base)
+        vocab = cls(base, split_han=bool(doc.get("split_han", False)))
         if doc.get("base") != vocab._fingerprint:
             raise ArtifactError("vocabulary: built on another base tokenizer (size, sot, eot or merges differ)")
         try:
@@ -257,7 +264,10 @@ class ClipVocabulary:
     def _words(self, text: str) -> list[str]:
         """Pre-tokenise as SimpleTokenizer.encode: clean, split by its regex, bytes to unicode."""
         enc = self.base.byte_encoder
-        return ["".join(enc[b] for b in t.encode("utf-8")) for t in self.base.pat.findall(self.base.clean_fn(text))]
+        words = self.base.pat.findall(self.base.clean_fn(text))
+        if self.split_han:
+            words = [part for word in words for part in (_HAN.findall(word) if _HAN.search(word) else (word,))]
+        return ["".join(enc[b] for b in t.encode("utf-8")) for t in words]
 
     def _pieces(self, word: str) -> tuple[str, ...]:
         """BPE pieces of one pre-tokenised word, '</w>' on the last (special tokens are cached whole)."""
