@@ -67,7 +67,7 @@ def main() -> None:
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     for name, r in rows.items():
-        teir = r["teir"] + ("" if r["freq"] == "grad" else f", freq {r['freq']}")
+        teir = r["teir"] + (f", 1/f on {r['freq']}" if r["teir"] in ("reg", "both") else "")
         lines.append(f"| {name} | {r['method']} | {teir} | {fmt(r['aa_r1'])} | {fmt(r['f_r1'])} | {fmt(r['aa_mean'])} | "
                      f"{fmt(r['f_mean'])} | {fmt(r['en_final_r1'])} | {r['trainable']:,} | {r['seconds']:.0f} |")
     (ws.root / "results" / f"{args.out}.md").write_text("\n".join(lines) + "\n")

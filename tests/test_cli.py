@@ -50,7 +50,7 @@ def test_bad_input_gives_one_line_errors(run_cli, tmp_path):
 def test_every_command_help_has_an_example(run_cli):
     commands = [("prepare",), ("pretrain",), ("features",), ("embed",), ("demo",), ("bench", "xtd"),
                 ("bench", "coco"), ("bench", "report"), ("train",), ("extend",), ("packs", "list"), ("packs", "show"),
-                ("packs", "remove")]
+                ("packs", "remove"), ("continual",)]
     for command in commands:
         result = run_cli(*command, "--help")
         assert result.code == 0, command

@@ -119,8 +119,9 @@ def continual(
     method: str = typer.Option("cll-clip", "--method", help="cll-clip, ewc, er, lwf, mla, full-ft or joint."),
     teir: str = typer.Option("none", "--teir", help=TEIR_HELP),
     teir_reg: str = typer.Option("both", "--teir-reg", help="What TEIR's regulariser scales: grad, decay or both."),
-    teir_freq: str = typer.Option("grad", "--teir-freq", help="grad (the paper: 1/f scales gradient and decay), off "
-                                  "(mask only, no 1/f) or update (1/f scales each row's update: a per-row lr)."),
+    teir_freq: str = typer.Option("update", "--teir-freq", help="update (1/f scales each row's update: a per-row lr; "
+                                  "the default, see docs/continual.md), grad (the paper: 1/f scales gradient and decay, "
+                                  "which Adam cancels) or off (the mask only, no 1/f)."),
     data: str = typer.Option("world", "--data", help="Training manifest path or workspace manifest name."),
     test: str = typer.Option(None, "--test", help="Test manifest benched after each task \\[default: the workspace's xtd10]."),
     test_split: str = typer.Option("test", "--test-split"),

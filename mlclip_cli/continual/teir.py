@@ -10,8 +10,9 @@
 
 Under Adam a per-row gradient scale that is constant for a task cancels (Adam normalises every
 coordinate by its own history), so `freq="grad"` (the paper's rule) acts mostly through the mask
-and the decay; `freq="off"` is that control (mask only); `freq="update"` makes usage really weigh
-by scaling each row's whole update by 1/f (a per-row learning rate).
+and the decay; `freq="off"` is that control (mask only); `freq="update"`, the default, makes
+usage really weigh by scaling each row's whole update by 1/f (a per-row learning rate): on the
+world it is the only rule that holds English and the earlier languages (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ class TeirConfig:
     init: bool = False  # new rows from N(mean, std) of the table, else N(0, 0.02)
     reg: bool = False  # usage-scaled gradient / decay
     reg_on: str = "both"  # grad | decay | both
-    freq: str = "grad"  # grad (the paper: 1/f scales gradient and decay) | off (mask only) | update (1/f scales the update)
+    # update (default: 1/f scales each row's update, a per-row lr) | grad (the paper: 1/f scales
+    # gradient and decay, which Adam cancels) | off (the mask only). Why: docs/continual.md.
+    freq: str = "update"
 
     @classmethod
-    def parse(cls, teir: str = "none", reg_on: str = "both", freq: str = "grad") -> "TeirConfig":
+    def parse(cls, teir: str = "none", reg_on: str = "both", freq: str = "update") -> "TeirConfig":
         for value, choices, option in ((teir, TEIR_CHOICES, "--teir"), (reg_on, REG_CHOICES, "--teir-reg"),
                                        (freq, FREQ_CHOICES, "--teir-freq")):
             if value not in choices:
@@ -47,7 +50,7 @@ class TeirConfig:
     def label(self) -> str:
         parts = {(False, False): "none", (True, False): "init", (False, True): "reg", (True, True): "both"}
         name = parts[(self.init, self.reg)]
-        if self.reg and (self.reg_on != "both" or self.freq != "grad"):
+        if self.reg and (self.reg_on != "both" or self.freq != "update"):
             name += f" (reg on {self.reg_on}, freq {self.freq})"
         return name
 
