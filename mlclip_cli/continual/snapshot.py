@@ -14,7 +14,6 @@ and swapped in, so a kill at any moment leaves either the old state or the new o
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from mlclip_cli.atomic import write_json
 from mlclip_cli.errors import ArtifactError
-from mlclip_cli.mla.packs import EXTENSION_FILE, sha256_file, write_extension_index
+from mlclip_cli.mla.packs import EXTENSION_FILE, read_json_object, sha256_file, write_extension_index
 
 METHOD = "cll-clip"
 HASHED = {"tokenizer_sha256": "tokenizer.json", "shared_sha256": "weights.safetensors", "usage_sha256": "usage.safetensors"}
@@ -88,18 +87,6 @@ def write(folder: Path, info: dict, vocabulary_json: str, weights: dict[str, tor
         shutil.rmtree(_old(folder))
 
 
-def _json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: {what} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: {what} is not a JSON object")
-    return data
-
-
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
@@ -114,7 +101,7 @@ def exists(folder: Path) -> bool:
 def read(folder: Path) -> Snapshot:
     """Read and check every hash; one-line errors for a foreign or corrupt folder."""
     folder = Path(folder)
-    info = _json(folder / EXTENSION_FILE, "extension index")
+    info = read_json_object(folder / EXTENSION_FILE, "extension index")
     if info.get("method") != METHOD:
         raise ArtifactError(f"{folder}: an extension of method '{info.get('method')}', not {METHOD}")
     for key, name in HASHED.items():
@@ -122,11 +109,11 @@ def read(folder: Path) -> Snapshot:
         if not path.is_file() or sha256_file(path) != info.get(key):
             raise ArtifactError(f"{path}: missing or corrupt (its hash is not the one in {EXTENSION_FILE})")
     learner_path = folder / "learner.safetensors"
-    return Snapshot(folder, info, _json(folder / "continual.json", "run record"),
+    return Snapshot(folder, info, read_json_object(folder / "continual.json", "run record"),
                     (folder / "tokenizer.json").read_text(encoding="utf-8"), _tensors(folder / "weights.safetensors"),
                     _tensors(folder / "usage.safetensors")["usage"],
                     _tensors(learner_path) if learner_path.is_file() else {},
-                    _json(folder / "learner.json", "learner state") if (folder / "learner.json").is_file() else {})
+                    read_json_object(folder / "learner.json", "learner state") if (folder / "learner.json").is_file() else {})
 
 
 def keep_copy(folder: Path, target: Path) -> None:

@@ -70,7 +70,7 @@ def is_extension(path: str | Path) -> bool:
     return (Path(path) / EXTENSION_FILE).is_file()
 
 
-def _read_json(path: Path, what: str) -> dict:
+def read_json_object(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -98,7 +98,7 @@ class Extension:
 
 def read_extension(folder: str | Path) -> Extension:
     folder = Path(folder)
-    info = _read_json(folder / EXTENSION_FILE, "extension index")
+    info = read_json_object(folder / EXTENSION_FILE, "extension index")
     for key in ("method", "base_model", "base_identity", "tower_sha256", "tokenizer_sha256", "shared_sha256", "encoder"):
         if key not in info:
             raise ArtifactError(f"{folder / EXTENSION_FILE}: key '{key}' is missing")
@@ -106,7 +106,7 @@ def read_extension(folder: str | Path) -> Extension:
     for card_path in sorted((folder / "packs").glob("*.json")):
         if card_path.name.endswith(".tokenizer.json"):
             continue
-        card = _read_json(card_path, "pack card")
+        card = read_json_object(card_path, "pack card")
         if card.get("artifact") != "mlclip-language-pack" or "language" not in card:
             raise ArtifactError(f"{card_path}: not a language pack card")
         cards[card["language"]] = card
