@@ -15,7 +15,11 @@ def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     ran = [line for line in result.out.splitlines() if line.startswith("ran ")]
     not_built = [line for line in result.out.splitlines() if line.startswith("not built yet")]
     assert len(ran) == 10 and not not_built
-    assert "MLA t2i R@1" in result.out and "zh" in result.out  # the comparison table closes the demo
+    assert "AA / F" in result.out and "+TEIR" in result.out and "zh" in result.out  # the comparison closes the demo
+    report = tmp_path / "ws" / "report"
+    assert {p.name for p in report.iterdir()} >= {"report.json", "report.md", "languages.png"}
+    assert len(json.loads((report / "report.json").read_text())["languages"]) == 11
+    assert "![" in (report / "report.md").read_text()
     results = sorted((tmp_path / "ws" / "results").glob("xtd-*.json"))
     assert len(results) == 2
     for path in results:

@@ -54,9 +54,16 @@ def _make_command(benchmark: Benchmark):
         index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (galleries past a million)."),
         out_dir: Path = typer.Option(None, "--out", help="Results folder \\[default: WORKSPACE/results]."),
         fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
+        output_format: str = typer.Option(
+            "mlclip", "--format",
+            help="mlclip (its JSON and PNG) or clip_benchmark (also one CLIP_benchmark-shaped JSON per "
+                 "language, in OUT/clip_benchmark/, for CLIP_benchmark's aggregation scripts)."),
     ) -> None:
+        from mlclip_cli.bench.clip_benchmark import FORMATS, SUBFOLDER, write_clip_benchmark
         from mlclip_cli.bench.run import CAPTIONS_POLICY, BenchConfig, run_bench
 
+        if output_format not in FORMATS:
+            raise typer.BadParameter(f"must be {' or '.join(FORMATS)}, not '{output_format}'", param_hint="'--format'")
         ws = ctx.obj
         config = BenchConfig(
             benchmark=benchmark.name, manifest=manifest or ws.manifest(benchmark.dataset),
@@ -69,6 +76,11 @@ def _make_command(benchmark: Benchmark):
         out.print(results_table(result.result))
         out.print(f"[dim]{CAPTIONS_POLICY}[/]")
         out.print(f"results: {result.json_path}\nplot:    {result.png_path}")
+        if output_format == "clip_benchmark":
+            written = write_clip_benchmark(result.result, Path(config.out_dir) / SUBFOLDER)
+            out.print(f"CLIP_benchmark format ({len(written)} files):")
+            for path in written:
+                out.print(f"  {path}", soft_wrap=True)
 
     command.__doc__ = None
     bench_app.command(
@@ -78,7 +90,8 @@ def _make_command(benchmark: Benchmark):
 Reads the manifest that `mlclip prepare {benchmark.dataset}` wrote (its {benchmark.split} split, images
 required), encodes images and captions into the feature cache (once), searches with FAISS and
 prints R@1/5/10 both ways and mean recall per language, plus text->text recall to the English
-caption where captions are parallel. Writes one JSON (CLIP_benchmark-compatible keys) and a PNG.
+caption where captions are parallel. Writes one JSON (CLIP_benchmark-compatible keys) and a PNG;
+with --format clip_benchmark also one JSON per language in CLIP_benchmark's own result shape.
 
 Example: [bold]mlclip bench {benchmark.name} --langs all[/]""",
         short_help=benchmark.summary,

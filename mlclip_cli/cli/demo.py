@@ -3,54 +3,98 @@
 from __future__ import annotations
 
 import typer
-
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlclip_cli.cli.app import app
-from mlclip_cli.cli.bench import results_table
 from mlclip_cli.cli.console import out
 
 
 @app.command(
     help="""Run the whole pipeline on the embedded default (a procedural image-caption world in
-11 languages and a small English CLIP), offline, in minutes on a laptop CPU.
+11 languages and a small English CLIP), offline, in minutes on a laptop CPU: prepare, the English
+CLIP, the feature cache, zero-shot bench, MLA on nine languages, extend --lang ko, plain CLL-CLIP and
+CLL-CLIP + TEIR sequences, and bench with the extension.
 
-Writes everything under WORKSPACE/ and says which steps ran and which are not built yet.
+Writes everything under WORKSPACE/ (a rerun reuses what is finished and says so) and a report
+folder WORKSPACE/report/ (report.json, PNG charts, report.md).
 
 Example: [bold]mlclip demo[/]  (or [bold]mlclip -w /tmp/ws demo --quick[/])""",
     short_help="Run the pipeline end to end on the embedded default.",
 )
 def demo(
     ctx: typer.Context,
-    quick: bool = typer.Option(False, "--quick", help="Smaller world and shorter training (a smoke run)."),
+    quick: bool = typer.Option(False, "--quick", help="Smaller world and shorter training (a 1-2 minute smoke run)."),
 ) -> None:
-    from mlclip_cli.demo import DemoConfig, comparison, run_demo
-
-    def show(result) -> None:
-        mark = "[green]ran[/]" if result.status == "ran" else "[dim]not built yet[/]"
-        out.print(f"{mark}  {result.name}  [dim]({result.command})[/]")
-        if result.detail:
-            out.print(result.detail)
+    from mlclip_cli.demo import DemoConfig, run_demo
 
     out.print(f"workspace: {ctx.obj.root}")
-    with out.status("running the pipeline ..."):
-        result = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=show)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True) as bar:
+        overall = bar.add_task("demo", total=None)
+        detail = bar.add_task("", total=None, visible=False)
+        current = {"name": None}
+
+        def start(index: int, count: int, step) -> None:
+            bar.update(overall, description=f"[bold]step {index + 1}/{count}[/]: {step.name}", completed=index, total=count)
+            bar.update(detail, visible=False)
+            current["name"] = None
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name != current["name"]:
+                current["name"] = name
+                bar.reset(detail, total=total, description=f"  {name}", visible=True)
+            bar.update(detail, completed=done, total=total)
+
+        def finished(result) -> None:
+            mark = "[green]ran[/]" if result.status == "ran" else "[dim]not built yet[/]"
+            bar.console.print(f"{mark}  {result.name}  [dim]({result.command}, {result.seconds:.0f} s)[/]")
+            if result.detail:
+                bar.console.print(result.detail)
+
+        result = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=finished, on_start=start, progress=progress)
     if result.zero_shot is None:
         return
-    if result.mla is None:
-        out.print(results_table(result.zero_shot))
-        return
-    table = Table(title="XTD10-layout world test: the frozen English CLIP zero-shot vs with MLA packs")
-    for column in ("lang", "zero-shot t2i R@1", "MLA t2i R@1", "zero-shot mean", "MLA mean"):
-        table.add_column(column, justify="left" if column == "lang" else "right")
-    for row in comparison(result.zero_shot, result.mla):
-        table.add_row(row["language"], f"{row['zero_shot_t2i_r1']:.1f}", f"{row.get('mla_t2i_r1', float('nan')):.1f}",
-                      f"{row['zero_shot_mean_recall']:.1f}", f"{row.get('mla_mean_recall', float('nan')):.1f}")
-    out.print(table)
-    out.print("[dim]English goes through the frozen CLIP in both columns; ko was added last by `extend`.[/]")
+    out.print(comparison_table(result))
     if result.continual:
         from mlclip_cli.cli.continual import scores_table
 
         for teir, run in result.continual.items():
             out.print(scores_table(run, title=f"continual {' -> '.join(run.order)}: CLL-CLIP"
                                               f"{' + TEIR' if teir == 'both' else ' (plain)'}, t2i R@1 after each language"))
+    if result.report is not None:
+        out.print(f"report: {result.report.markdown_path} (with {len(result.report.plots)} PNG charts and "
+                  f"{result.report.json_path.name})")
+    out.print(f"total: {sum(step.seconds for step in result.steps):.0f} s")
+
+
+def comparison_table(result) -> Table:
+    from mlclip_cli.demo import comparison
+    from mlclip_cli.demo_report import MEAN, R1
+
+    rows = comparison(result.zero_shot, result.mla, result.continual)
+    methods = [(key, label) for key, label in (("zero_shot", "zero-shot"), ("mla", "MLA"), ("cll_clip", "CLL-CLIP"),
+                                               ("cll_clip_teir", "+TEIR")) if any(f"{key}/{R1}" in row for row in rows)]
+    table = Table(title="World test (XTD10 layout): text->image R@1 | mean recall, per language and method")
+    table.add_column("lang")
+    for _, label in methods:
+        table.add_column(f"{label} R@1", justify="right")
+    for _, label in methods:
+        table.add_column(f"{label} mean", justify="right")
+    for row in rows:
+        cells = [row["language"]]
+        for metric in (R1, MEAN):
+            cells += [f"{row[f'{key}/{metric}']:.1f}" if f"{key}/{metric}" in row else "-" for key, _ in methods]
+        table.add_row(*cells)
+    if result.continual:
+        aa = ["[bold]AA / F[/]"] + [""] * (2 * len(methods))
+        for teir, run in result.continual.items():
+            key = "cll_clip_teir" if teir == "both" else "cll_clip"
+            where = [k for k, _ in methods].index(key)
+            for m, metric in enumerate((R1, MEAN)):
+                block = run.summary["metrics"][metric]
+                aa[1 + m * len(methods) + where] = f"{block['final_aa']:.1f} / {block['final_f']:.1f}"
+        table.add_row(*aa)
+    table.caption = ("English goes through the frozen CLIP for zero-shot and MLA; ko was added last by `extend`; "
+                     "the continual columns cover their sequence's languages (CLL-CLIP trains English too).")
+    return table

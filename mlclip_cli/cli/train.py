@@ -22,12 +22,21 @@ def default_extension(ws, method: str = "mla") -> Path:
     return ws.root / "extensions" / method
 
 
-def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every):
+ACQUIRER_HELP = ("Language acquirers: mlp (x + W_up ReLU(W_down x), the paper's), linear (no ReLU, the same size: "
+                 "Table 8) or none (no acquirers, only the shared token table trains: Table 5).")
+NLT_LOSS_HELP = "NLT's objective: mse (to the English teacher's embedding, the paper's) or nce (InfoNCE against the batch's teacher embeddings): Table 9."
+LE_LOSS_HELP = "LE's objective: nce (image-text InfoNCE, the paper's) or mse (to its own image's feature): Table 9."
+MAX_PAIRS_HELP = "Train on at most N captions per language, drawn with --seed (low-resource runs: Table 7)."
+
+
+def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss="mse", le_loss="nce"):
     from dataclasses import replace
 
-    from mlclip_cli.mla.train import LoopConfig
+    from mlclip_cli.mla.train import LoopConfig, check_losses
 
-    loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every)
+    loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every, nlt_loss=nlt_loss,
+                      le_loss=le_loss)
+    check_losses(loop)
     return replace(loop, nlt=replace(loop.nlt, **{k: v for k, v in (("steps", nlt_steps), ("lr", nlt_lr)) if v is not None}),
                    le=replace(loop.le, **{k: v for k, v in (("steps", le_steps), ("lr", le_lr)) if v is not None}))
 
@@ -110,7 +119,13 @@ def train(
     hidden: int = typer.Option(None, "--hidden", min=1, help="Acquirer bottleneck \\[default: half the tower's width]."),
     vocab_size: int = typer.Option(4000, "--vocab-size", min=300, help="Size of the BPE trained here."),
     tokenizer: str = typer.Option(None, "--tokenizer", help="Use this tokenizer instead: a tokenizer.json, a folder, or a HF name."),
-    embedding_init: Path = typer.Option(None, "--embedding-init", help="safetensors with one [vocab, dim] table to start the shared rows from."),
+    embedding_init: str = typer.Option(None, "--embedding-init", help="Start the shared rows from: a safetensors with one "
+                                       "\\[vocab, dim] table, or 'clip' (each row the mean of the frozen CLIP's token "
+                                       "rows of that token's text; the paper's Table 5 embedding init) \\[default: N(0, 0.02)]."),
+    acquirer: str = typer.Option("mlp", "--acquirer", help=ACQUIRER_HELP),
+    nlt_loss: str = typer.Option("mse", "--nlt-loss", help=NLT_LOSS_HELP),
+    le_loss: str = typer.Option("nce", "--le-loss", help=LE_LOSS_HELP),
+    max_pairs: int = typer.Option(None, "--max-pairs", min=1, help=MAX_PAIRS_HELP),
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),
     features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder to read instead of the cache."),
     seed: int = typer.Option(0, "--seed"),
@@ -118,16 +133,21 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
 ) -> None:
     from mlclip_cli.methods import get_method
+    from mlclip_cli.mla.method import CLIP_INIT
+    from mlclip_cli.mla.model import check_acquirer
 
     ws = ctx.obj
     chosen = get_method(method)
     if chosen.name == "cll-clip":
         chosen.train(None)  # refuses with a pointer to `mlclip continual`
+    check_acquirer(acquirer)
+    loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss)
+    init = None if embedding_init is None else embedding_init if embedding_init == CLIP_INIT else Path(embedding_init)
     config = chosen.config()(
         manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=_langs(langs),
         features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
-        embedding_init=embedding_init, split=split, features_dir=features_dir, resume=resume,
-        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every),
+        embedding_init=init, split=split, features_dir=features_dir, resume=resume,
+        acquirer=acquirer, max_pairs=max_pairs, loop=loop,
     )
     _summary(_run_with_progress(lambda p, s, e: chosen.train(config, p, s, e)))
 
@@ -163,6 +183,9 @@ def extend(
     le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
+    nlt_loss: str = typer.Option("mse", "--nlt-loss", help=NLT_LOSS_HELP),
+    le_loss: str = typer.Option("nce", "--le-loss", help=LE_LOSS_HELP),
+    max_pairs: int = typer.Option(None, "--max-pairs", min=1, help=MAX_PAIRS_HELP),
     vocab_extension: str = typer.Option("auto", "--vocab-extension", help="auto (when the shared tokenizer falls back to bytes), always or never."),
     extra_tokens: int = typer.Option(1000, "--extra-tokens", min=1, help="At most this many tokens of its own."),
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one, else all rows]."),
@@ -196,8 +219,8 @@ def extend(
     config = chosen.config()(
         manifest=ws.find_manifest(data), out=folder, languages=(lang.strip(),), features_root=ws.features_root,
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
-        resume=resume, replace=replace,
-        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every),
+        resume=resume, replace=replace, max_pairs=max_pairs,
+        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss),
     )
     _summary(_run_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
 

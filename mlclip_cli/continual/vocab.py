@@ -44,6 +44,21 @@ def _pairs(word: tuple[str, ...]) -> Iterable[Pair]:
     return zip(word, word[1:])
 
 
+_CLEANED: dict[tuple[str, str], str] = {}
+
+
+def _cleaned(clean_fn, text: str) -> str:
+    """open_clip's cleaning (ftfy + html unescape + whitespace), memoised for the process: it
+    costs more than BPE, and every run and vocabulary of a process cleans the same captions."""
+    key = (repr(clean_fn), text)
+    found = _CLEANED.get(key)
+    if found is None:
+        if len(_CLEANED) >= ENCODED_CACHE:
+            _CLEANED.clear()
+        found = _CLEANED[key] = clean_fn(text)
+    return found
+
+
 class ClipVocabulary:
     """CLIP's BPE plus merges appended per language."""
 
@@ -264,7 +279,7 @@ class ClipVocabulary:
     def _words(self, text: str) -> list[str]:
         """Pre-tokenise as SimpleTokenizer.encode: clean, split by its regex, bytes to unicode."""
         enc = self.base.byte_encoder
-        words = self.base.pat.findall(self.base.clean_fn(text))
+        words = self.base.pat.findall(_cleaned(self.base.clean_fn, text))
         if self.split_han:
             words = [part for word in words for part in (_HAN.findall(word) if _HAN.search(word) else (word,))]
         return ["".join(enc[b] for b in t.encode("utf-8")) for t in words]

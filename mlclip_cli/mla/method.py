@@ -4,6 +4,7 @@ writing an extension folder (see packs.py)."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,13 +17,15 @@ from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla import packs
 from mlclip_cli.mla.data import PairData, evaluation_set, load_pairs
-from mlclip_cli.mla.model import MlaTextEncoder
+from mlclip_cli.mla.model import MlaTextEncoder, check_acquirer
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
 from mlclip_cli.atomic import atomic_path
-from mlclip_cli.mla.train import LoopConfig, LoopResult, check_resumable, clear_state, parse_stages, run_stages
+from mlclip_cli.mla.train import (LoopConfig, LoopResult, check_losses, check_resumable, clear_state, parse_stages,
+                                  run_stages)
 
 TOKENIZER_SAMPLE = 20_000  # captions per language the shared BPE is learnt from (the world saturates far below)
 BYTE_FALLBACK_LIMIT = 0.05  # above this share of lone-byte tokens, a new language extends the vocabulary
+CLIP_INIT = "clip"  # embedding_init: every shared row from the frozen CLIP's own rows of that token's text
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,11 @@ class MlaConfig:
     hidden: int | None = None  # acquirer bottleneck; None: half the tower's width (the paper's 256 of 512)
     vocab_size: int = 4000  # of a tokenizer trained here
     tokenizer: str | None = None  # a tokenizer.json, a folder, or a HF name; None: train one here
-    embedding_init: Path | None = None  # safetensors with a [vocab, dim] table for the shared rows
+    # None: N(0, 0.02); a safetensors with a [vocab, dim] table; or "clip": each row the mean of the
+    # frozen CLIP's token rows of that token's text (the offline analogue of the paper's M-BERT init)
+    embedding_init: Path | str | None = None
+    acquirer: str = "mlp"  # mlp (the paper's) | linear (no ReLU, same size) | none (only the shared table trains)
+    max_pairs: int | None = None  # at most this many training captions per language (seeded by loop.seed)
     vocab_extension: str = "auto"  # auto | always | never: may a language add tokens of its own?
     extra_tokens: int = 1000  # at most this many tokens when it does
     split: str | None = None  # training split (None: train when there is one)
@@ -78,12 +85,57 @@ def _base(model: str, device: str | None):
     return FrozenClip.load(model, device)
 
 
-def _init_shared(encoder: MlaTextEncoder, tokenizer: TextTokenizer, base_model, embedding_init: Path | None) -> None:
-    """Start the shared rows at N(0, 0.02), the start/end rows at CLIP's own start/end-of-text rows."""
+def _is_clip_init(embedding_init) -> bool:
+    return isinstance(embedding_init, str) and embedding_init == CLIP_INIT
+
+
+def _clip_ids(clip_tokenizer, text: str) -> list[int]:
+    """CLIP's token ids of `text`, without start/end tokens."""
+    if hasattr(clip_tokenizer, "encoder") and hasattr(clip_tokenizer, "encode"):  # open_clip's SimpleTokenizer
+        return list(clip_tokenizer.encode(text))
+    inner = getattr(clip_tokenizer, "tokenizer", None)  # open_clip's HFTokenizer
+    if inner is not None and hasattr(inner, "encode"):
+        return list(inner.encode(text, add_special_tokens=False))
+    raise MlclipError(f"--embedding-init clip: cannot tokenize with this CLIP's tokenizer ({type(clip_tokenizer).__name__})")
+
+
+@torch.no_grad()
+def clip_rows(tokenizer: TextTokenizer, ids, clip_tokenizer, embedding: torch.Tensor) -> dict[int, torch.Tensor]:
+    """id -> mean of the frozen CLIP's token-embedding rows (`embedding`) of that token's text
+    (decoded from our tokenizer, encoded with CLIP's tokenizer without start/end tokens). Tokens
+    with no text of their own (special tokens, a lone byte of a multi-byte character) are left out."""
+    special = {tokenizer.sos, tokenizer.eos, tokenizer.pad}
+    rows = {}
+    for token in ids:
+        if token in special:
+            continue
+        text = tokenizer.tokenizer.decode([int(token)], skip_special_tokens=False).strip()
+        if not text or "\ufffd" in text:
+            continue
+        theirs = [i for i in _clip_ids(clip_tokenizer, text) if 0 <= i < embedding.shape[0]]
+        if theirs:
+            rows[int(token)] = embedding[theirs].float().mean(0)
+    return rows
+
+
+def _init_shared(encoder: MlaTextEncoder, tokenizer: TextTokenizer, base_model, embedding_init: Path | str | None) -> int:
+    """Start the shared rows at N(0, 0.02), the start/end rows at CLIP's own start/end-of-text rows;
+    or from a given table; or ("clip") from CLIP's rows of each token's text. Returns how many rows
+    the init set (besides start/end)."""
     tower = encoder.tower
     table = encoder.shared.table
+    set_rows = 0
     with torch.no_grad():
-        if embedding_init is not None:
+        if _is_clip_init(embedding_init):
+            if table.shape[1] != tower.width:
+                raise MlclipError(f"--embedding-init clip needs the shared table as wide as the text tower "
+                                  f"({tower.width}), not {table.shape[1]}")
+            found = clip_rows(tokenizer, range(min(tokenizer.vocab_size, table.shape[0])), base_model.clip.tokenizer,
+                              tower.token_embedding.weight)
+            for token, row in found.items():
+                table[token] = row.to(table.dtype)
+            set_rows = len(found)
+        elif embedding_init is not None:
             weights = packs.load_weights(embedding_init)
             if len(weights) != 1:
                 raise MlclipError(f"{embedding_init}: expected one [vocab, dim] tensor, found {len(weights)}")
@@ -91,12 +143,61 @@ def _init_shared(encoder: MlaTextEncoder, tokenizer: TextTokenizer, base_model, 
             if tuple(init.shape) != tuple(table.shape):
                 raise MlclipError(f"{embedding_init}: table is {tuple(init.shape)}, the tokenizer needs {tuple(table.shape)}")
             table.copy_(init)
-        elif table.shape[1] == tower.width:
+            return len(init)
+        if table.shape[1] == tower.width:
             clip_tokenizer = base_model.clip.tokenizer
             for ours, theirs in ((tokenizer.sos, getattr(clip_tokenizer, "sot_token_id", None)),
                                  (tokenizer.eos, getattr(clip_tokenizer, "eot_token_id", None))):
                 if theirs is not None:
                     table[ours] = tower.token_embedding.weight[theirs]
+    return set_rows
+
+
+def _init_record(embedding_init) -> str | None:
+    """What extension.json records: None (random), "clip", or the table's path."""
+    if embedding_init is None or _is_clip_init(embedding_init):
+        return embedding_init
+    return str(Path(embedding_init).resolve())
+
+
+def limit_pairs(data: PairData, summary: dict, max_pairs: int | None, seed: int) -> tuple[PairData, dict]:
+    """At most `max_pairs` rows of each language, drawn by (seed, language) alone (so the same
+    whichever other languages are trained), in their original order."""
+    if max_pairs is None:
+        return data, summary
+    if max_pairs < 1:
+        raise MlclipError(f"--max-pairs must be at least 1, not {max_pairs}")
+    keep = []
+    for language in dict.fromkeys(data.languages.tolist()):
+        rows = np.flatnonzero(data.languages == language)
+        rng = np.random.default_rng([seed, zlib.crc32(language.encode("utf-8"))])
+        keep.append(np.sort(rng.permutation(rows)[:max_pairs]))
+    rows = np.sort(np.concatenate(keep))
+    pick = (lambda array: None if array is None else array[rows])  # noqa: E731
+    limited = PairData.of([data.captions[i] for i in rows], data.languages[rows], pick(data.teacher), pick(data.image),
+                          data.image_ids[rows])
+    summary = {**summary, "max_pairs": max_pairs, "rows_available": summary["rows"],
+               "rows": {lang: int((limited.languages == lang).sum()) for lang in summary["rows"]},
+               "images": len(limited.rows_of_image)}
+    return limited, summary
+
+
+def _check_options(config: MlaConfig) -> None:
+    check_acquirer(config.acquirer)
+    check_losses(config.loop)
+    if config.max_pairs is not None and config.max_pairs < 1:
+        raise MlclipError(f"--max-pairs must be at least 1, not {config.max_pairs}")
+
+
+def _new_options(config: MlaConfig, acquirer: str) -> dict:
+    """The ablation settings a resume must match, present only when not at their defaults (so an
+    unfinished run of an older version still resumes)."""
+    extra = {}
+    if acquirer != "mlp":
+        extra["acquirer"] = acquirer
+    if config.max_pairs is not None:
+        extra["max_pairs"] = config.max_pairs
+    return extra
 
 
 def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame) -> TextTokenizer:
@@ -122,9 +223,11 @@ def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[st
                               f"({rate:.0%} lone-byte tokens in the shared one, {tokenizer.byte_fallback_rate(texts[:5000]):.0%} after)")
 
 
-def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str, hidden: int) -> dict:
+def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str, hidden: int,
+          acquirer: str = "mlp") -> dict:
     return {
         "stages": config.loop.stages, "steps": loop.steps, "seed": config.loop.seed, "hidden": hidden,
+        "acquirer": acquirer,
         "extra_tokens": extra, "vocabulary": note,
         "training": {"loop": asdict(config.loop), "data": {**data, "rows": {language: data["rows"].get(language)}}},
         "val_metrics": loop.val.get(language, {}),
@@ -134,6 +237,7 @@ def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra:
 def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | None = None,
               on_step=None, on_eval=None) -> MlaResult:
     languages = _check_languages(config.languages)
+    _check_options(config)
     out = Path(config.out)
     if packs.is_extension(out):
         raise MlclipError(f"{out} already holds a finished extension; add languages with `mlclip extend`, "
@@ -146,15 +250,18 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     base = _base(config.model, config.device)
     data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
+    data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
     saved_tokenizer = state_dir / "tokenizer.json"
     if config.resume and saved_tokenizer.is_file():  # the same tokenizer the run started with
         tokenizer = TextTokenizer.from_file(saved_tokenizer)
+    elif config.max_pairs is not None:  # low-resource: the tokenizer sees only the pairs trained on
+        tokenizer = _train_tokenizer(config, pd.DataFrame({"language": data.languages, "caption": data.captions}))
     else:
         rows = manifest[manifest.language.isin(languages)]
         rows = rows[rows.split == summary["split"]] if summary["split"] != "all" else rows
         tokenizer = _train_tokenizer(config, rows)
-    encoder = MlaTextEncoder(base.clip.model, tokenizer.vocab_size, hidden=config.hidden)
-    _init_shared(encoder, tokenizer, base, config.embedding_init)
+    encoder = MlaTextEncoder(base.clip.model, tokenizer.vocab_size, hidden=config.hidden, acquirer=config.acquirer)
+    init_rows = _init_shared(encoder, tokenizer, base, config.embedding_init)
     tokenizers, notes = {}, {}
     for language in languages:
         encoder.add_pack(language)
@@ -167,25 +274,29 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     validation = evaluation_set(manifest, config.manifest, languages, base, config.features_root, progress)
     loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
                       {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
-                       "hidden": encoder.hidden}, validation, base.device, config.resume, on_step, on_eval)
+                       "hidden": encoder.hidden, **_new_options(config, encoder.acquirer)},
+                      validation, base.device, config.resume, on_step, on_eval)
     tokenizer_sha, shared_sha = packs.write_shared(out, encoder, tokenizer)
-    info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha)
+    info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha, init_rows)
     cards = {}
     for language in languages:
-        card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden)
+        card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden, encoder.acquirer)
         cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
     packs.write_extension_index(out, info)  # last: from now on the folder is an extension
     clear_state(state_dir)
     return MlaResult(out, languages, loop, cards, summary, notes)
 
 
-def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_sha: str, shared_sha: str) -> dict:
+def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_sha: str, shared_sha: str,
+                    init_rows: int = 0) -> dict:
     return {
         "method": "mla", "base_model": config.model, "base_identity": base.clip.identity,
         "tower_sha256": packs.tower_sha256(encoder), "tokenizer_sha256": tokenizer_sha, "shared_sha256": shared_sha,
         "encoder": {"vocab_size": int(encoder.shared.table.shape[0]), "emb_dim": int(encoder.shared.table.shape[1]),
                     "width": encoder.tower.width, "hidden": encoder.hidden, "layers": len(encoder.tower.blocks),
-                    "context_length": encoder.tower.context_length},
+                    "context_length": encoder.tower.context_length, "acquirer": encoder.acquirer},
+        "embedding_init": _init_record(config.embedding_init),  # None: N(0, 0.02); "clip"; or a table's path
+        "embedding_init_rows": init_rows,  # rows the init set (clip: tokens with a text of their own)
         "shared_block_on_extension": "frozen",
     }
 
@@ -198,7 +309,9 @@ def open_extension(folder: Path, device: str | None = None, languages: list[str]
         raise MlclipError(f"{folder}: an extension of method '{extension.info['method']}', not mla")
     base = _base(extension.info["base_model"], device)
     shape = extension.info["encoder"]
-    encoder = MlaTextEncoder(base.clip.model, shape["vocab_size"], shape["emb_dim"], shape["hidden"])
+    # extension.json of an older version has no "acquirer": its packs are the MLP ones
+    encoder = MlaTextEncoder(base.clip.model, shape["vocab_size"], shape["emb_dim"], shape["hidden"],
+                             shape.get("acquirer", "mlp"))
     if base.clip.identity != extension.info["base_identity"] or packs.tower_sha256(encoder) != extension.info["tower_sha256"]:
         raise MlclipError(f"{folder}: built on base model {extension.info['base_identity']}, but "
                           f"'{extension.info['base_model']}' now loads {base.clip.identity}")
@@ -216,12 +329,16 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     if len(languages) != 1:
         raise MlclipError("extend adds one language at a time (--lang ko)")
     language = languages[0]
+    _check_options(config)
     out = Path(config.out)
     if not packs.is_extension(out):
         raise MlclipError(f"{out}: no extension here (train one first with `mlclip train --method mla`)")
     extension = packs.read_extension(out)
     if language in extension.cards and not config.replace:
         raise MlclipError(f"{out} already has a '{language}' pack; pass --replace to train it again")
+    kind = extension.info["encoder"].get("acquirer", "mlp")
+    if config.acquirer not in ("mlp", kind):  # the new pack is always of the extension's own kind
+        raise MlclipError(f"{out} has acquirers of kind '{kind}'; a pack added to it has them too, not '{config.acquirer}'")
     others = [lang for lang in extension.languages if lang != language]
     extension, base, encoder, tokenizers, shared = open_extension(out, config.device, others)
     encoder.requires_grad_(False)  # the shared block and the other packs stay exactly as they are
@@ -230,19 +347,30 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     torch.manual_seed(config.loop.seed)
     data, summary = load_pairs(manifest, config.manifest, [language], config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
+    data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
     own, added, note = _language_tokenizer(config, shared, data.captions, allowed=True)
     state_dir = out / "state" / language
     check_resumable(state_dir, config.resume, out)
-    pack = encoder.add_pack(language, added)
+    pack = encoder.add_pack(language, added)  # of the extension's acquirer kind (open_extension)
+    if added and _is_clip_init(extension.info.get("embedding_init")):  # its own rows start as the shared ones did
+        vocab = int(encoder.shared.table.shape[0])
+        with torch.no_grad():
+            for token, row in clip_rows(own, range(vocab, vocab + added), base.clip.tokenizer,
+                                        encoder.tower.token_embedding.weight).items():
+                pack.extra_rows[token - vocab] = row.to(pack.extra_rows.dtype)
+    if next(pack.parameters(), None) is None:
+        raise MlclipError(f"{out} has acquirer 'none' and '{language}' needs no tokens of its own: its pack would "
+                          "have nothing to train (the shared block stays frozen on extend)")
     pack.to(base.device)
     tokenizers[language] = own or shared
     validation = evaluation_set(manifest, config.manifest, [language], base, config.features_root, progress)
     encoder.train()
     loop = run_stages(encoder, pack, tokenizers, data, config.loop, state_dir,
                       {"languages": [language], "manifest": summary, "tokenizer": tokenizers[language].sha256(),
-                       "hidden": encoder.hidden, "shared": extension.info["shared_sha256"]},
+                       "hidden": encoder.hidden, "shared": extension.info["shared_sha256"],
+                       **_new_options(config, encoder.acquirer)},
                       validation, base.device, config.resume, on_step, on_eval)
-    card = _card(config, language, loop, summary, added, note, encoder.hidden)
+    card = _card(config, language, loop, summary, added, note, encoder.hidden, encoder.acquirer)
     written = packs.write_pack(out, extension.info, language, pack, own, card)
     clear_state(state_dir)
     return MlaResult(out, [language], loop, {language: written}, summary, {language: note})

@@ -73,28 +73,50 @@ class TextTower:
         return pooled @ self.text_projection
 
 
-class Acquirer(nn.Module):
-    """LA(x) = x + W_up ReLU(W_down x); W_up starts at zero, so a new acquirer is the identity."""
+ACQUIRERS = ("mlp", "linear", "none")  # the paper's acquirer (default), its Table 8 ablation, Table 5's "no acquirers"
 
-    def __init__(self, width: int, hidden: int):
+
+def check_acquirer(kind: str) -> str:
+    if kind not in ACQUIRERS:
+        raise MlclipError(f"unknown --acquirer '{kind}' (choose {', '.join(ACQUIRERS)})")
+    return kind
+
+
+class Acquirer(nn.Module):
+    """LA(x) = x + W_up ReLU(W_down x); W_up starts at zero, so a new acquirer is the identity.
+
+    kind "linear" drops the ReLU (x + W_up W_down x, biases kept): the same parameters as the MLP,
+    the paper's "linear vs MLP of the same size" ablation."""
+
+    def __init__(self, width: int, hidden: int, kind: str = "mlp"):
         super().__init__()
+        if check_acquirer(kind) == "none":
+            raise MlclipError("an acquirer of kind 'none' does not exist: give the pack no acquirers instead")
+        self.kind = kind
         self.down = nn.Linear(width, hidden)
         self.up = nn.Linear(hidden, width)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(F.relu(self.down(x)))
+        inner = self.down(x)
+        return x + self.up(F.relu(inner) if self.kind == "mlp" else inner)
 
 
 class LanguagePack(nn.Module):
-    """One language's trainable part: an acquirer per frozen block, and optionally extra token
-    rows for tokens its own vocabulary extension added (ids from the shared vocabulary size on)."""
+    """One language's trainable part: an acquirer per frozen block (none for acquirer "none"),
+    and optionally extra token rows for tokens its own vocabulary extension added (ids from the
+    shared vocabulary size on)."""
 
-    def __init__(self, width: int, hidden: int, layers: int, extra_rows: int = 0, emb_dim: int | None = None):
+    def __init__(self, width: int, hidden: int, layers: int, extra_rows: int = 0, emb_dim: int | None = None,
+                 acquirer: str = "mlp"):
         super().__init__()
-        self.acquirers = nn.ModuleList(Acquirer(width, hidden) for _ in range(layers))
+        count = 0 if check_acquirer(acquirer) == "none" else layers
+        self.acquirers = nn.ModuleList(Acquirer(width, hidden, acquirer) for _ in range(count))
         self.extra_rows = nn.Parameter(torch.randn(extra_rows, emb_dim or width) * 0.02) if extra_rows else None
+
+    def acquire(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        return self.acquirers[layer](x) if len(self.acquirers) else x
 
 
 class SharedEmbedding(nn.Module):
@@ -118,10 +140,12 @@ class MlaTextEncoder(nn.Module):
     and `state_dict()` are exactly the trainable MLA weights.
     """
 
-    def __init__(self, model: nn.Module, vocab_size: int, emb_dim: int | None = None, hidden: int | None = None):
+    def __init__(self, model: nn.Module, vocab_size: int, emb_dim: int | None = None, hidden: int | None = None,
+                 acquirer: str = "mlp"):
         super().__init__()
         self._tower = TextTower.of(model)
         self.hidden = hidden or self._tower.width // 2
+        self.acquirer = check_acquirer(acquirer)  # the kind of every pack's acquirers
         self.shared = SharedEmbedding(vocab_size, emb_dim or self._tower.width, self._tower.width)
         self.packs = nn.ModuleDict()
 
@@ -131,7 +155,7 @@ class MlaTextEncoder(nn.Module):
 
     def add_pack(self, language: str, extra_rows: int = 0) -> LanguagePack:
         pack = LanguagePack(self._tower.width, self.hidden, len(self._tower.blocks), extra_rows,
-                            self.shared.table.shape[1])
+                            self.shared.table.shape[1], self.acquirer)
         pack.to(self.shared.table.device)
         self.packs[language] = pack
         return pack
@@ -147,10 +171,11 @@ class MlaTextEncoder(nn.Module):
 
         def acquire(layer: int, x: torch.Tensor) -> torch.Tensor:
             if len(segments) == 1:
-                return self.packs[segments[0][0]].acquirers[layer](x)
-            return torch.cat([self.packs[lang].acquirers[layer](x[a:b]) for lang, a, b in segments])
+                return self.packs[segments[0][0]].acquire(layer, x)
+            return torch.cat([self.packs[lang].acquire(layer, x[a:b]) for lang, a, b in segments])
 
-        return self._tower.run(self._embed(ids, segments), lengths, acquire)
+        without = all(len(self.packs[lang].acquirers) == 0 for lang, _, _ in segments)  # acquirer "none"
+        return self._tower.run(self._embed(ids, segments), lengths, None if without else acquire)
 
     def _embed(self, ids: torch.Tensor, segments: list[tuple[str, int, int]]) -> torch.Tensor:
         extras = [(lang, a, b) for lang, a, b in segments if self.packs[lang].extra_rows is not None]

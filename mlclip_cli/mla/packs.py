@@ -4,6 +4,7 @@
     shared/tokenizer.json           the non-native tokenizer
     shared/embedding.safetensors    the shared token table (+ W_e)
     packs/<lang>.safetensors        that language's acquirers (+ its extra token rows)
+                                    (empty with acquirer "none" and no extra rows)
     packs/<lang>.tokenizer.json     only when the language extended the vocabulary
     packs/<lang>.json               the pack's card, written last: a pack without a card does not exist
 
