@@ -42,10 +42,17 @@ class FrozenClip:
     def preprocess_description(self) -> str:
         return " ".join(repr(self.clip.preprocess).split())
 
+    def load_pixels(self, paths: list[str]) -> torch.Tensor:
+        """Decoded and preprocessed images (PIL work that releases the GIL: a thread can run it
+        while the model encodes the previous batch)."""
+        return torch.stack([self.clip.preprocess(open_image(path)) for path in paths])
+
     @torch.no_grad()
+    def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        return self.clip.model.encode_image(pixels.to(self.device), normalize=True).float().cpu().numpy()
+
     def encode_images(self, paths: list[str]) -> np.ndarray:
-        pixels = torch.stack([self.clip.preprocess(open_image(path)) for path in paths]).to(self.device)
-        return self.clip.model.encode_image(pixels, normalize=True).float().cpu().numpy()
+        return self.encode_pixels(self.load_pixels(paths))
 
     def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
         return self.encode_texts(captions, "en")  # one tower for every language

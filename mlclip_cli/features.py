@@ -15,6 +15,7 @@ import json
 import hashlib
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,8 @@ class FeaturesConfig:
     images: bool = True
     dtype: str = "float16"
     shard_size: int = SHARD_SIZE
-    batch_size: int = 256
+    batch_size: int = 256  # images per forward
+    text_batch_size: int = 2048  # texts per call: the encoder sorts a call by length, so larger cuts padding
     device: str | None = None
 
 
@@ -108,6 +110,30 @@ def _shard_is_complete(path: Path, expected: dict[str, str], first: str, last: s
     return all(meta.get(k) == v for k, v in expected.items()) and len(keys) and keys[0].as_py() == first and keys[-1].as_py() == last
 
 
+def _encode_images(encoder: FrozenClip, paths: list[str], batch_size: int, done: Callable[[int], None]) -> list:
+    """Batches of image features; the next batch is decoded in a thread while this one encodes."""
+    batches = [paths[b:b + batch_size] for b in range(0, len(paths), batch_size)]
+    vectors, count = [], 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(encoder.load_pixels, batches[0]) if batches else None
+        for i, batch in enumerate(batches):
+            pixels = pending.result()
+            pending = pool.submit(encoder.load_pixels, batches[i + 1]) if i + 1 < len(batches) else None
+            vectors.append(encoder.encode_pixels(pixels))
+            count += len(batch)
+            done(count)
+    return vectors
+
+
+def _encode_texts(encoder: FrozenClip, texts: list[str], language: str, batch_size: int,
+                  done: Callable[[int], None]) -> list:
+    vectors = []
+    for b in range(0, len(texts), batch_size):
+        vectors.append(encoder.encode_texts(texts[b:b + batch_size], language))
+        done(b + len(vectors[-1]))
+    return vectors
+
+
 def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
                      progress: Callable[[str, int, int], None] | None = None,
                      manifest: pd.DataFrame | None = None) -> FeaturesResult:
@@ -138,13 +164,12 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
             if _shard_is_complete(path, meta, keys[0], keys[-1]):
                 result.shards_skipped += 1
             else:
-                vectors = []
-                for b in range(0, len(inputs), config.batch_size):
-                    batch = inputs[b:b + config.batch_size]
-                    vectors.append(encoder.encode_images(batch) if job.language is None
-                                   else encoder.encode_texts(batch, job.language))
+                def done(count: int, start=start, job=job) -> None:
                     if progress:
-                        progress(job.name, start + b + len(batch), len(job.keys))
+                        progress(job.name, start + count, len(job.keys))
+
+                vectors = (_encode_images(encoder, inputs, config.batch_size, done) if job.language is None
+                           else _encode_texts(encoder, inputs, job.language, config.text_batch_size, done))
                 matrix = np.concatenate(vectors).astype(np.float16 if config.dtype == "float16" else np.float32)
                 table = pa.table({"key": keys, "embedding": list(matrix)})
                 write_table(table, path, spec, metadata=meta)

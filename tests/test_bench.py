@@ -203,3 +203,19 @@ def test_coco_subsets_take_the_first_test_images():
     assert len(coco.select(rows, "5k")) == 6000
     with pytest.raises(MlclipError, match="1k or 5k"):
         coco.select(rows, "2k")
+
+
+def test_trimmed_text_encoding_equals_open_clips_encode_text(setup):
+    """FrozenClip cuts each chunk's padding (sorted by length): the same embeddings as open_clip's
+    full-context encode_text, in input order, for short, long and cut-at-context captions."""
+    from mlclip_cli.encoders import FrozenClip
+
+    encoder = FrozenClip.load(setup["model"], "cpu")
+    captions = ["a red circle", "a", " ".join(["blue square left of a green ring"] * 20), "two small crosses",
+                "", "a big yellow triangle above a small red star next to the purple ring"] * 30
+    ours = encoder.encode_texts(captions, "en")
+    with torch.no_grad():
+        tokens = encoder.clip.tokenizer(captions)
+        theirs = encoder.clip.model.encode_text(tokens, normalize=True).numpy()
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-5

@@ -69,20 +69,21 @@ def _train_chunk(args: tuple[Path, WorldConfig, int, int]) -> list[dict]:
         rng = random.Random(f"{config.seed}:train-block:{block}")
         for j, scene in enumerate(scene_cluster(rng, TRAIN_BLOCK)):
             scenes[block * TRAIN_BLOCK + j] = scene
+    images = (folder / "cc3m" / "images").resolve()  # once: resolving each row's path cost a third of the time
     for i in range(start, stop):
         rng = random.Random(f"{config.seed}:train:{i}")
         scene = scenes[i]
         key = f"{i:09d}"
-        shard = folder / "cc3m" / "images" / f"{i // _SHARD:05d}"
-        image_path = shard / f"{key}.jpg"
+        image_path = images / f"{i // _SHARD:05d}" / f"{key}.jpg"
         if not image_path.is_file():
             _save_jpeg(render(scene, rng), image_path)
+        where = str(image_path)
         for p in range(config.captions_per_train_scene):
             plan = plan_for(scene, random.Random(f"{config.seed}:train:{i}:plan{p}"))
             for lang, caption in _captions(plan, f"{config.seed}:train:{i}:{p}").items():
                 rows.append({
                     "sample_id": f"world/train/{i:06d}/{p}/{lang}", "image_id": f"world_train_{i:06d}",
-                    "image_path": str(image_path.resolve()), "language": lang, "caption": caption,
+                    "image_path": where, "language": lang, "caption": caption,
                     "split": "train", "source": "world", "pair_id": f"world/train/{i:06d}/{p}",
                 })
     return rows
@@ -107,10 +108,11 @@ def _clustered_split(folder: Path, config: WorldConfig, split: str, n: int, imag
         if not (reuse and path.is_file()):
             _save_jpeg(render(scene, image_rng), path)
         names.append(name)
+        where = str(path.resolve())
         for lang, caption in _captions(plan, f"{config.seed}:{split}:{i}").items():
             rows.append({
                 "sample_id": f"world/{split}/{i:06d}/{lang}", "image_id": Path(name).stem,
-                "image_path": str(path.resolve()), "language": lang, "caption": caption,
+                "image_path": where, "language": lang, "caption": caption,
                 "split": split, "source": "world", "pair_id": f"world/{split}/{i:06d}",
             })
     return rows, names
