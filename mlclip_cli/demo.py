@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from mlclip_cli.workspace import Workspace
 
 QUICK_TRAIN_SCENES = 2_000
+QUICK_FOLDER = "quick"
 QUICK_PRETRAIN_STEPS = 200
 MLA_LANGUAGES = ("de", "fr", "es", "it", "ru", "pl", "tr", "zh", "ja")  # Korean comes later, by extend
 ADDED_LANGUAGE = "ko"
@@ -24,6 +25,12 @@ QUICK_MLA_STEPS = (60, 10, 40)  # NLT, LE, and NLT of the extend step
 class DemoConfig:
     workspace: Workspace
     quick: bool = False  # smaller world and a short pretraining instead of the shipped CLIP
+
+    @property
+    def space(self) -> Workspace:
+        """Where the run's artifacts go: a quick run keeps to WORKSPACE/quick, so it never reuses
+        (or overwrites) the full run's world, packs or sequences, nor they its."""
+        return Workspace(self.workspace.root / QUICK_FOLDER) if self.quick else self.workspace
 
 
 @dataclass
@@ -56,8 +63,8 @@ def _world_is_ready(config: DemoConfig, size: int | None) -> bool:
     """The world and its manifest exist, from this version and size: regenerating would write the same."""
     from mlclip_cli.world.generate import WORLD_VERSION, WorldConfig
 
-    record = config.workspace.data("world") / "world.json"
-    manifest = config.workspace.manifest("world")
+    record = config.space.data("world") / "world.json"
+    manifest = config.space.manifest("world")
     if not (record.is_file() and manifest.is_file() and manifest.with_suffix(".summary.json").is_file()):
         return False
     written = json.loads(record.read_text(encoding="utf-8"))
@@ -72,11 +79,11 @@ def _prepare_world(config: DemoConfig, state: _State):
 
     size = QUICK_TRAIN_SCENES if config.quick else None
     if _world_is_ready(config, size):
-        summary = json.loads(config.workspace.manifest("world").with_suffix(".summary.json").read_text(encoding="utf-8"))
+        summary = json.loads(config.space.manifest("world").with_suffix(".summary.json").read_text(encoding="utf-8"))
         return (f"reused the generated world: {summary['rows']} captions of {summary['images_total']} images "
-                f"-> {config.workspace.manifest('world')}"), None
-    result = prepare_dataset("world", PrepareConfig(root=config.workspace.data("world"), size=size),
-                             config.workspace.manifest("world"))
+                f"-> {config.space.manifest('world')}"), None
+    result = prepare_dataset("world", PrepareConfig(root=config.space.data("world"), size=size),
+                             config.space.manifest("world"))
     summary = result.summary
     return (f"{summary['rows']} captions of {summary['images_total']} images in "
             f"{len(summary['rows_per_language_split'])} languages -> {result.manifest}"), result
@@ -86,8 +93,8 @@ def _prepare_world_test(config: DemoConfig, state: _State):
     from mlclip_cli.datasets.base import PrepareConfig
     from mlclip_cli.datasets.prepare import prepare_dataset
 
-    result = prepare_dataset("xtd10", PrepareConfig(root=config.workspace.data("world") / "xtd10"),
-                             config.workspace.manifest("xtd10"))
+    result = prepare_dataset("xtd10", PrepareConfig(root=config.space.data("world") / "xtd10"),
+                             config.space.manifest("xtd10"))
     return f"{result.summary['rows']} test captions in XTD10's layout -> {result.manifest}", result
 
 
@@ -99,13 +106,13 @@ def _english_clip(config: DemoConfig, state: _State):
         return f"the shipped {TINY} checkpoint ({SHIPPED})", None
     from mlclip_cli.training.pretrain import PretrainConfig, pretrain
 
-    out = config.workspace.root / "models" / "mlclip-tiny-demo"
+    out = config.space.root / "models" / "mlclip-tiny-demo"
     state.model = str(out)
     finished = out / "trainer_state.json"
     if (out / "model.safetensors").is_file() and finished.is_file() and \
             json.loads(finished.read_text(encoding="utf-8")).get("step") == QUICK_PRETRAIN_STEPS:
         return f"reused the CLIP pretrained here for {QUICK_PRETRAIN_STEPS} steps -> {out}", None
-    result = pretrain(PretrainConfig(manifest=config.workspace.manifest("world"), out=out,
+    result = pretrain(PretrainConfig(manifest=config.space.manifest("world"), out=out,
                                      steps=QUICK_PRETRAIN_STEPS, eval_every=QUICK_PRETRAIN_STEPS))
     state.model = str(out)
     return (f"pretrained here for {QUICK_PRETRAIN_STEPS} steps -> {out} "
@@ -118,8 +125,8 @@ def _features(config: DemoConfig, state: _State):
     from mlclip_cli.features import FeaturesConfig, compute_features
 
     encoder = FrozenClip.load(state.model)  # the frozen teacher: its features feed MLA
-    folder = config.workspace.features_root / "world" / "train" / slug(encoder.image_identity)
-    result = compute_features(FeaturesConfig(manifest=config.workspace.manifest("world"), out=folder,
+    folder = config.space.features_root / "world" / "train" / slug(encoder.image_identity)
+    result = compute_features(FeaturesConfig(manifest=config.space.manifest("world"), out=folder,
                                              model=state.model, split="train"), encoder=encoder,
                               progress=state.progress)
     counts = ", ".join(f"{part} {rows}" for part, rows in result.counts.items())
@@ -129,8 +136,8 @@ def _features(config: DemoConfig, state: _State):
 def _bench(config: DemoConfig, state: _State):
     from mlclip_cli.bench.run import BenchConfig, run_bench
 
-    result = run_bench(BenchConfig(benchmark="xtd", manifest=config.workspace.manifest("xtd10"),
-                                   out_dir=config.workspace.results, features_dir=config.workspace.features_root,
+    result = run_bench(BenchConfig(benchmark="xtd", manifest=config.space.manifest("xtd10"),
+                                   out_dir=config.space.results, features_dir=config.space.features_root,
                                    model=state.model), progress=state.progress)
     state.zero_shot = result.result
     english = result.result["languages"]["en"]["metrics"]["mean_recall"]
@@ -164,12 +171,12 @@ def _mla_train(config: DemoConfig, state: _State):
     from mlclip_cli.mla.method import MlaConfig, train_mla
     from mlclip_cli.mla.packs import is_extension, read_extension
 
-    out = config.workspace.root / "extensions" / "mla"
+    out = config.space.root / "extensions" / "mla"
     state.extension = str(out)
     if is_extension(out) and set(MLA_LANGUAGES) <= set(read_extension(out).languages):
         return f"reused the finished extension {out} ({', '.join(read_extension(out).languages)})", None
-    result = train_mla(MlaConfig(manifest=config.workspace.manifest("world"), out=out, languages=MLA_LANGUAGES,
-                                 features_root=config.workspace.features_root, model=state.model,
+    result = train_mla(MlaConfig(manifest=config.space.manifest("world"), out=out, languages=MLA_LANGUAGES,
+                                 features_root=config.space.features_root, model=state.model,
                                  loop=_mla_loop(config), resume=True), progress=state.progress)
     scores = ", ".join(f"{k} {v['image_retrieval_recall@1']:.1f}" for k, v in result.loop.val.items())
     return f"{result.loop.steps} steps in {result.loop.seconds:.0f} s; val t2i R@1 {scores} -> {out}", result
@@ -179,11 +186,11 @@ def _mla_extend(config: DemoConfig, state: _State):
     from mlclip_cli.mla.method import MlaConfig, extend_mla
     from mlclip_cli.mla.packs import read_extension
 
-    out = config.workspace.root / "extensions" / "mla"
+    out = config.space.root / "extensions" / "mla"
     if ADDED_LANGUAGE in read_extension(out).languages:
         return f"reused the finished '{ADDED_LANGUAGE}' pack in {out}", None
-    result = extend_mla(MlaConfig(manifest=config.workspace.manifest("world"), out=out, languages=(ADDED_LANGUAGE,),
-                                  features_root=config.workspace.features_root, loop=_mla_loop(config, extend=True),
+    result = extend_mla(MlaConfig(manifest=config.space.manifest("world"), out=out, languages=(ADDED_LANGUAGE,),
+                                  features_root=config.space.features_root, loop=_mla_loop(config, extend=True),
                                   resume=True), progress=state.progress)
     metrics = result.loop.val.get(ADDED_LANGUAGE, {})
     return (f"{result.loop.steps} steps in {result.loop.seconds:.0f} s, {result.tokenizer_note[ADDED_LANGUAGE]}; "
@@ -194,8 +201,8 @@ def _mla_extend(config: DemoConfig, state: _State):
 def _mla_bench(config: DemoConfig, state: _State):
     from mlclip_cli.bench.run import BenchConfig, run_bench
 
-    result = run_bench(BenchConfig(benchmark="xtd", manifest=config.workspace.manifest("xtd10"),
-                                   out_dir=config.workspace.results, features_dir=config.workspace.features_root,
+    result = run_bench(BenchConfig(benchmark="xtd", manifest=config.space.manifest("xtd10"),
+                                   out_dir=config.space.results, features_dir=config.space.features_root,
                                    model=state.extension), progress=state.progress)
     state.results["mla"] = result.result
     others = [v["metrics"]["mean_recall"] for k, v in result.result["languages"].items() if k != "en"]
@@ -219,11 +226,11 @@ def _continual(teir: str):
         from mlclip_cli.continual.teir import TeirConfig
 
         order, steps = QUICK_CONTINUAL if config.quick else (CONTINUAL_ORDER, CONTINUAL_STEPS)
-        out = config.workspace.root / "continual" / f"demo-cll-clip-teir-{teir}"
+        out = config.space.root / "continual" / f"demo-cll-clip-teir-{teir}"
         reused = snapshot.exists(out / "extension")
         result = run_continual(ContinualConfig(
-            manifest=config.workspace.manifest("world"), out=out, order=order, features_root=config.workspace.features_root,
-            method="cll-clip", teir=TeirConfig.parse(teir), model=state.model, test_manifest=config.workspace.manifest("xtd10"),
+            manifest=config.space.manifest("world"), out=out, order=order, features_root=config.space.features_root,
+            method="cll-clip", teir=TeirConfig.parse(teir), model=state.model, test_manifest=config.space.manifest("xtd10"),
             loop=replace(TaskLoop(), steps=steps, batch_size=32 if config.quick else TaskLoop().batch_size), resume=True),
             progress=state.progress)
         state.results[f"continual-{teir}"] = result
@@ -329,5 +336,5 @@ def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = 
     continual = {key.split("-", 1)[1]: value for key, value in state.results.items() if key.startswith("continual-")}
     demo = DemoResult(results, state.zero_shot, state.results.get("mla"), continual)
     if demo.zero_shot is not None:
-        demo.report = write_report(config.workspace.root / "report", demo)
+        demo.report = write_report(config.space.root / "report", demo)
     return demo

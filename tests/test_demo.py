@@ -15,12 +15,13 @@ def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     ran = [line for line in result.out.splitlines() if line.startswith("ran ")]
     not_built = [line for line in result.out.splitlines() if line.startswith("not built yet")]
     assert len(ran) == 10 and not not_built
-    assert "AA / F" in result.out and "+TEIR" in result.out and "zh" in result.out  # the comparison closes the demo
-    report = tmp_path / "ws" / "report"
+    assert not (tmp_path / "ws" / "manifests").exists()  # a quick run keeps to WORKSPACE/quick
+    assert "AA / F" in result.out and "TEIR" in result.out and "CLL" in result.out and "zh" in result.out  # the comparison closes the demo
+    report = tmp_path / "ws" / "quick" / "report"
     assert {p.name for p in report.iterdir()} >= {"report.json", "report.md", "languages.png"}
     assert len(json.loads((report / "report.json").read_text())["languages"]) == 11
     assert "![" in (report / "report.md").read_text()
-    results = sorted((tmp_path / "ws" / "results").glob("xtd-*.json"))
+    results = sorted((tmp_path / "ws" / "quick" / "results").glob("xtd-*.json"))
     assert len(results) == 2
     for path in results:
         languages = json.loads(path.read_text())["languages"]
@@ -33,5 +34,5 @@ def test_quick_demo_runs_every_built_step(run_cli, tmp_path, monkeypatch):
     flat = " ".join(result.out.split())  # rich wraps long titles
     assert "CLL-CLIP + TEIR" in flat and "CLL-CLIP (plain)" in flat
     for teir in ("none", "both"):
-        run = tmp_path / "ws" / "continual" / f"demo-cll-clip-teir-{teir}"
+        run = tmp_path / "ws" / "quick" / "continual" / f"demo-cll-clip-teir-{teir}"
         assert json.loads((run / "results.json").read_text())["order"] == ["en", "de"]

@@ -42,7 +42,7 @@ def test_quick_table_prints_ours_beside_the_papers_and_writes_md_json(run_cli, t
     _tiny_world(monkeypatch)
     result = run_cli("reproduce", name, "--quick")
     assert result.code == 0, result.err
-    folder = tmp_path / "ws" / "reproduce" / f"{name}-quick"
+    folder = tmp_path / "ws" / "quick" / "reproduce" / name
     saved = json.loads((folder / "table.json").read_text())
     expected_rows = 5 if name == "mla-stages" else 5
     assert len(saved["rows"]) == expected_rows and saved["paper"]["rows"]

@@ -131,8 +131,9 @@ def continual(
     lr: float = typer.Option(None, "--lr", help="Peak lr \\[world default 5e-3; CLFM 5e-5]."),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     vocab_budget: int = typer.Option(10_000, "--vocab-budget", min=0, help="New BPE merges per language (CLFM: 10,000)."),
-    split_han: bool = typer.Option(False, "--split-han", help="Make each Han/kana character a word before BPE "
-                                   "(CLIP's regex keeps unspaced Chinese/Japanese phrases whole)."),
+    split_han: bool = typer.Option(True, "--split-han/--no-split-han", help="Make each Han/kana character a word before BPE "
+                                   "(CLIP's regex keeps unspaced Chinese/Japanese phrases whole, and 100 steps cannot "
+                                   "train their 8k phrase tokens); --no-split-han: CLFM's pre-tokenisation."),
     memory: int = typer.Option(8000, "--memory", min=1, help="er: captions kept from earlier languages."),
     ewc_lambda: float = typer.Option(1000.0, "--ewc-lambda", help="ewc: penalty weight."),
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),

@@ -28,7 +28,8 @@ def demo(
 ) -> None:
     from mlclip_cli.demo import DemoConfig, run_demo
 
-    out.print(f"workspace: {ctx.obj.root}")
+    config = DemoConfig(workspace=ctx.obj, quick=quick)
+    out.print(f"workspace: {config.space.root}")
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=out, transient=True) as bar:
         overall = bar.add_task("demo", total=None)
@@ -52,7 +53,7 @@ def demo(
             if result.detail:
                 bar.console.print(result.detail)
 
-        result = run_demo(DemoConfig(workspace=ctx.obj, quick=quick), on_step=finished, on_start=start, progress=progress)
+        result = run_demo(config, on_step=finished, on_start=start, progress=progress)
     if result.zero_shot is None:
         return
     out.print(comparison_table(result))
@@ -73,8 +74,8 @@ def comparison_table(result) -> Table:
     from mlclip_cli.demo_report import MEAN, R1
 
     rows = comparison(result.zero_shot, result.mla, result.continual)
-    methods = [(key, label) for key, label in (("zero_shot", "zero-shot"), ("mla", "MLA"), ("cll_clip", "CLL-CLIP"),
-                                               ("cll_clip_teir", "+TEIR")) if any(f"{key}/{R1}" in row for row in rows)]
+    methods = [(key, label) for key, label in (("zero_shot", "0-shot"), ("mla", "MLA"), ("cll_clip", "CLL"),
+                                               ("cll_clip_teir", "TEIR")) if any(f"{key}/{R1}" in row for row in rows)]
     table = Table(title="World test (XTD10 layout): text->image R@1 | mean recall, per language and method")
     table.add_column("lang")
     for _, label in methods:
@@ -95,6 +96,7 @@ def comparison_table(result) -> Table:
                 block = run.summary["metrics"][metric]
                 aa[1 + m * len(methods) + where] = f"{block['final_aa']:.1f} / {block['final_f']:.1f}"
         table.add_row(*aa)
-    table.caption = ("English goes through the frozen CLIP for zero-shot and MLA; ko was added last by `extend`; "
-                     "the continual columns cover their sequence's languages (CLL-CLIP trains English too).")
+    table.caption = ("0-shot: the frozen English CLIP; CLL: CLL-CLIP; TEIR: CLL-CLIP + TEIR. English goes through "
+                     "the frozen CLIP for 0-shot and MLA; ko was added last by `extend`; the continual columns "
+                     "cover their sequence's languages (CLL-CLIP trains English too).")
     return table

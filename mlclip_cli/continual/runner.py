@@ -77,7 +77,7 @@ class ContinualConfig:
     settings: Settings = field(default_factory=Settings)
     vocab_budget: int = VOCAB_BUDGET
     dynamic_vocab: bool = True
-    split_han: bool = False  # each Han/kana character its own word before BPE (see vocab.py)
+    split_han: bool = True  # each Han/kana character its own word before BPE (see vocab.py; measured in benchmarks.md)
     split: str | None = None  # training split (None: train when there is one)
     resume: bool = False  # continue an unfinished run (or reuse a finished one)
     keep_steps: bool = False  # also keep each step's state under steps/

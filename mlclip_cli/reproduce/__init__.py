@@ -58,7 +58,10 @@ class TableContext:
 
     @property
     def workspace(self) -> Workspace:
-        return self.config.workspace
+        """The demo's space: WORKSPACE, or WORKSPACE/quick for a quick run."""
+        from mlclip_cli.demo import DemoConfig
+
+        return DemoConfig(self.config.workspace, self.config.quick).space
 
     @property
     def quick(self) -> bool:
@@ -144,8 +147,9 @@ def run_table(name: str, config: ReproduceConfig, progress: Callable[[str, int, 
     began = time.perf_counter()
     if on_row is not None:
         on_row("the world, its English CLIP and the feature cache")
-    model = prepare_base(DemoConfig(workspace=config.workspace, quick=config.quick), progress)
-    folder = config.workspace.root / "reproduce" / (f"{name}-quick" if config.quick else name)
+    base = DemoConfig(workspace=config.workspace, quick=config.quick)
+    model = prepare_base(base, progress)
+    folder = base.space.root / "reproduce" / name
     folder.mkdir(parents=True, exist_ok=True)
     rows = table.run(TableContext(config, folder, model, progress, on_row))
     result = TableResult(name=table.name, reproduces=table.reproduces, summary=table.summary, columns=rows.columns,
