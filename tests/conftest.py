@@ -30,3 +30,20 @@ def run_cli(capsys, tmp_path):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def world_with_micro_clip(root: Path, train: int, val: int, test: int) -> dict:
+    """A tiny generated world (manifest written) and an untrained micro CLIP saved beside it."""
+    import torch
+
+    from mlclip_cli.artifacts import manifest_from_rows, write_manifest
+    from mlclip_cli.models.clip import create_untrained
+    from mlclip_cli.training.checkpoint import save_weights
+    from mlclip_cli.world.generate import WorldConfig, generate_world
+
+    result = generate_world(root / "world", WorldConfig(seed=5, train_scenes=train, val_scenes=val, test_scenes=test),
+                            workers=1)
+    manifest = write_manifest(manifest_from_rows(result.rows), root / "world.parquet")
+    torch.manual_seed(0)
+    save_weights(create_untrained("mlclip-micro"), root / "micro", {"model_name": "mlclip-micro"})
+    return {"root": root, "manifest": manifest, "model": str(root / "micro")}

@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -21,8 +20,8 @@ from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import extend_vocabulary, train_bpe
 from mlclip_cli.mla.train import LoopConfig, StageConfig
 from mlclip_cli.models.clip import create_untrained
-from mlclip_cli.training.checkpoint import save_weights
-from mlclip_cli.world.generate import WorldConfig, generate_world
+
+from conftest import world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt,le", nlt=StageConfig(24, 5e-3, 0.1), le=StageConfig(6, 1e-3, 0.1), batch_size=16,
                   eval_every=1000, checkpoint_every=5)
@@ -30,12 +29,7 @@ LOOP = LoopConfig(stages="nlt,le", nlt=StageConfig(24, 5e-3, 0.1), le=StageConfi
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mla")
-    result = generate_world(root / "world", WorldConfig(seed=5, train_scenes=48, val_scenes=12, test_scenes=10), workers=1)
-    manifest = write_manifest(manifest_from_rows(result.rows), root / "world.parquet")
-    torch.manual_seed(0)
-    save_weights(create_untrained("mlclip-micro"), root / "micro", {"model_name": "mlclip-micro"})
-    return {"root": root, "manifest": manifest, "model": str(root / "micro")}
+    return world_with_micro_clip(tmp_path_factory.mktemp("mla"), 48, 12, 10)
 
 
 def _config(world, out, languages=("de", "ru"), **changes):

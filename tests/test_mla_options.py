@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from mlclip_cli.artifacts import manifest_from_rows, read_manifest, write_manifest
+from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.encoders import FrozenClip, load_encoder
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla import packs
@@ -21,9 +21,8 @@ from mlclip_cli.mla.method import MlaConfig, _init_shared, extend_mla, limit_pai
 from mlclip_cli.mla.model import Acquirer, MlaTextEncoder
 from mlclip_cli.mla.tokenizer import train_bpe
 from mlclip_cli.mla.train import LoopConfig, StageConfig, _fingerprint, encode_grouped, losses_for
-from mlclip_cli.models.clip import create_untrained
-from mlclip_cli.training.checkpoint import save_weights
-from mlclip_cli.world.generate import WorldConfig, generate_world
+
+from conftest import world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt", nlt=StageConfig(6, 5e-3, 0.1), le=StageConfig(3, 1e-3, 0.1), batch_size=16,
                   eval_every=1000, checkpoint_every=3)
@@ -31,12 +30,7 @@ LOOP = LoopConfig(stages="nlt", nlt=StageConfig(6, 5e-3, 0.1), le=StageConfig(3,
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mla-options")
-    result = generate_world(root / "world", WorldConfig(seed=5, train_scenes=32, val_scenes=6, test_scenes=4), workers=1)
-    manifest = write_manifest(manifest_from_rows(result.rows), root / "world.parquet")
-    torch.manual_seed(0)
-    save_weights(create_untrained("mlclip-micro"), root / "micro", {"model_name": "mlclip-micro"})
-    return {"root": root, "manifest": manifest, "model": str(root / "micro")}
+    return world_with_micro_clip(tmp_path_factory.mktemp("mla-options"), 32, 6, 4)
 
 
 def _config(world, out, languages=("de",), **changes):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlclip_cli.cli.app import app
-from mlclip_cli.cli.console import out
+from mlclip_cli.cli.console import StepDisplay, out
 
 
 @app.command(
@@ -30,30 +29,17 @@ def demo(
 
     config = DemoConfig(workspace=ctx.obj, quick=quick)
     out.print(f"workspace: {config.space.root}")
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out, transient=True) as bar:
-        overall = bar.add_task("demo", total=None)
-        detail = bar.add_task("", total=None, visible=False)
-        current = {"name": None}
-
+    with StepDisplay("demo") as display:
         def start(index: int, count: int, step) -> None:
-            bar.update(overall, description=f"[bold]step {index + 1}/{count}[/]: {step.name}", completed=index, total=count)
-            bar.update(detail, visible=False)
-            current["name"] = None
-
-        def progress(name: str, done: int, total: int) -> None:
-            if name != current["name"]:
-                current["name"] = name
-                bar.reset(detail, total=total, description=f"  {name}", visible=True)
-            bar.update(detail, completed=done, total=total)
+            display.step(f"[bold]step {index + 1}/{count}[/]: {step.name}", completed=index, total=count)
 
         def finished(result) -> None:
             mark = "[green]ran[/]" if result.status == "ran" else "[dim]not built yet[/]"
-            bar.console.print(f"{mark}  {result.name}  [dim]({result.command}, {result.seconds:.0f} s)[/]")
+            display.print(f"{mark}  {result.name}  [dim]({result.command}, {result.seconds:.0f} s)[/]")
             if result.detail:
-                bar.console.print(result.detail)
+                display.print(result.detail)
 
-        result = run_demo(config, on_step=finished, on_start=start, progress=progress)
+        result = run_demo(config, on_step=finished, on_start=start, progress=display.progress)
     if result.zero_shot is None:
         return
     out.print(comparison_table(result))

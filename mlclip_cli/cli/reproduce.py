@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlclip_cli.cli.app import app
-from mlclip_cli.cli.console import out
+from mlclip_cli.cli.console import StepDisplay, out
 
 
 def _rich_table(title: str, columns: list[str], rows: list[list]) -> Table:
@@ -59,24 +58,11 @@ def reproduce(
     if table is None:
         raise MlclipError("name a table (mlclip reproduce mla-stages) or list them with --list")
     get_table(table)  # an unknown name fails before any work
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=out, transient=True) as bar:
-        overall = bar.add_task(table, total=None)
-        detail = bar.add_task("", total=None, visible=False)
-        current = {"name": None}
-
+    with StepDisplay(table) as display:
         def on_row(name: str) -> None:
-            bar.update(overall, description=f"[bold]{table}[/]: {name}")
-            bar.update(detail, visible=False)
-            current["name"] = None
+            display.step(f"[bold]{table}[/]: {name}")
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name != current["name"]:
-                current["name"] = name
-                bar.reset(detail, total=total, description=f"  {name}", visible=True)
-            bar.update(detail, completed=done, total=total)
-
-        result = run_table(table, ReproduceConfig(workspace=ctx.obj, quick=quick), progress=progress, on_row=on_row)
+        result = run_table(table, ReproduceConfig(workspace=ctx.obj, quick=quick), progress=display.progress, on_row=on_row)
     out.print(_rich_table(f"{result.name}: {result.reproduces} on the world ({result.seconds:.0f} s)", result.columns, result.rows))
     out.print("[dim]" + ", ".join(f"{k} {v}" for k, v in result.settings.items()) + "[/]")
     paper = result.paper
