@@ -278,7 +278,7 @@ class DemoResult:
 
 
 METRICS = ("image_retrieval_recall@1", "mean_recall")
-COLUMNS = {"zero_shot": "zero-shot", "mla": "MLA", "cll_clip": "CLL-CLIP", "cll_clip_teir": "CLL-CLIP+TEIR"}
+SEQUENCE_COLUMNS = {"none": "cll_clip", "both": "cll_clip_teir"}  # the continual run's --teir -> its column
 
 
 def _final_scores(run) -> dict[str, dict[str, float]]:
@@ -296,7 +296,7 @@ def comparison(zero_shot: dict, mla: dict | None, continual: dict | None = None)
     """Per language, per method (zero-shot English CLIP, MLA, CLL-CLIP, CLL-CLIP+TEIR): text->image
     R@1 and mean recall on the world test; a method that did not see a language has no entry."""
     sources = {"mla": {k: v["metrics"] for k, v in mla["languages"].items()} if mla else {}}
-    for teir, column in (("none", "cll_clip"), ("both", "cll_clip_teir")):
+    for teir, column in SEQUENCE_COLUMNS.items():
         sources[column] = _final_scores(continual[teir]) if continual and teir in continual else {}
     rows = []
     for language, entry in zero_shot["languages"].items():

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mlclip_cli.atomic import atomic_path, write_json
+from mlclip_cli.demo import SEQUENCE_COLUMNS
 
 METHOD_LABELS = {"zero_shot": "zero-shot English CLIP", "mla": "MLA", "cll_clip": "CLL-CLIP",
                  "cll_clip_teir": "CLL-CLIP + TEIR"}
@@ -37,7 +38,7 @@ def _sequences(continual: dict) -> dict[str, dict]:
     out = {}
     for teir, run in continual.items():
         metrics = run.summary["metrics"]
-        out["cll_clip_teir" if teir == "both" else "cll_clip"] = {
+        out[SEQUENCE_COLUMNS[teir]] = {
             "order": list(run.order), "teir": teir, "run": str(run.out),
             **{f"{key}/{metric}": metrics[metric][f"final_{key}"] for metric in (R1, MEAN) for key in ("aa", "f")},
         }
@@ -112,7 +113,7 @@ def write_report(folder: Path, demo) -> DemoReport:
     sequences = _sequences(demo.continual)
     plots = {"languages": plot_languages(rows, folder / "languages.png")}
     for teir, run in demo.continual.items():
-        key = "cll_clip_teir" if teir == "both" else "cll_clip"
+        key = SEQUENCE_COLUMNS[teir]
         plots[key] = plot_heatmap(run.summary, R1, folder / f"forgetting_{key}.png",
                                   f"{METHOD_LABELS[key]}: t2i R@1 after each language")
     json_path = write_json(folder / "report.json", {

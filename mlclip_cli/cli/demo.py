@@ -56,7 +56,7 @@ def demo(
 
 
 def comparison_table(result) -> Table:
-    from mlclip_cli.demo import comparison
+    from mlclip_cli.demo import SEQUENCE_COLUMNS, comparison
     from mlclip_cli.demo_report import MEAN, R1
 
     rows = comparison(result.zero_shot, result.mla, result.continual)
@@ -76,7 +76,7 @@ def comparison_table(result) -> Table:
     if result.continual:
         aa = ["[bold]AA / F[/]"] + [""] * (2 * len(methods))
         for teir, run in result.continual.items():
-            key = "cll_clip_teir" if teir == "both" else "cll_clip"
+            key = SEQUENCE_COLUMNS[teir]
             where = [k for k, _ in methods].index(key)
             for m, metric in enumerate((R1, MEAN)):
                 block = run.summary["metrics"][metric]
