@@ -52,6 +52,7 @@ def prepare(
     langs: str = typer.Option(None, "--langs", help="Comma-separated languages to keep (default: all)."),
     drop_missing_images: bool = typer.Option(False, "--drop-missing-images", help="Drop captions whose image file is absent (default: keep them with an empty image_path)."),
     subset: str = typer.Option(None, "--subset", help="coco only: all, test5k or test1k."),
+    splits: str = typer.Option(None, "--splits", help="multi30k only: comma-separated splits to prepare, of train, val, test \\[default: every complete one]."),
     size: int = typer.Option(None, "--size", help="cc300k: sample size \\[default: 300000]; world: train scenes \\[default: 30000]."),
     seed: int = typer.Option(0, "--seed", help="cc300k: sampling seed; world: generation seed."),
     translation: list[str] = typer.Option([], "--translation", help="cc3m/cc300k only: LANG=FILE, a parallel line file or key<TAB>caption TSV; repeatable."),
@@ -64,6 +65,7 @@ def prepare(
         root=root, images=images, drop_missing_images=drop_missing_images,
         languages=tuple(code for code in langs.split(",") if code) if langs else None,
         subset=subset, size=size, seed=seed, translations=_parse_translations(translation),
+        splits=tuple(name.strip() for name in splits.split(",") if name.strip()) if splits else None,
     )
     target = out_path or ctx.obj.manifest(dataset)
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out, transient=True) as bar:
@@ -84,6 +86,8 @@ def _print_summary(summary: dict) -> None:
     for language, counts in per_language.items():
         table.add_row(language, *(str(counts.get(split, 0)) for split in splits))
     out.print(table)
+    if summary.get("splits"):
+        _print_splits(summary["splits"])
     out.print(f"{summary['rows']} captions of {summary['images_total']} images; "
               f"{summary['cleaned_captions']} cleaned (invisible characters or stray whitespace)")
     masked = summary["masked_captions"]
@@ -98,6 +102,16 @@ def _print_summary(summary: dict) -> None:
         out.print(f"missing images: {missing['count']} ({missing['captions_affected']} captions, {missing['policy']})")
     for warning in summary["warnings"]:
         out.print(f"[yellow]warning:[/] {warning}")
+
+
+def _print_splits(splits: dict) -> None:
+    line = f"splits: {', '.join(splits['prepared'])} prepared"
+    if splits["not_chosen"]:
+        line += f"; {', '.join(splits['not_chosen'])} present, not chosen"
+    out.print(line, markup=False)
+    for split, files in splits["absent"].items():
+        state = "incomplete" if files["present"] else "absent"
+        out.print(f"  {split}: {state}, missing {', '.join(files['missing'])}", markup=False)
 
 
 app.command(help=_help(), short_help="Turn a real data set into a Parquet manifest.")(prepare)

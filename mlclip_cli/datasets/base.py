@@ -8,9 +8,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlclip_cli.errors import DatasetError
 from mlclip_cli.text import clean_caption, mask_reason, normalise_language
+
+if TYPE_CHECKING:
+    from mlclip_cli.datasets.layout import LayoutCheck
 
 
 @dataclass
@@ -24,6 +28,7 @@ class PrepareConfig:
     seed: int = 0  # cc300k sampling
     size: int | None = None  # cc300k sample size (default 300,000)
     subset: str | None = None  # coco: all | test5k | test1k
+    splits: tuple[str, ...] | None = None  # multi30k: splits to prepare (None: every complete one)
     translations: dict[str, Path] = field(default_factory=dict)  # cc3m/cc300k: language -> file
     progress: Callable[[int, int], None] | None = None  # long loaders report (done, total)
 
@@ -37,6 +42,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     images_checked: bool = False
     cleaned: int = 0  # captions that clean_caption changed beyond line-ending removal
+    # loaders that prepare part of a root: {"prepared": [split], "absent": {split: {"missing": [file], "present": [file]}}}
+    splits: dict | None = None
 
     def add_caption(self, rows: list[dict], row: dict, raw: str, where: str) -> None:
         """Clean `raw`; append `row` with it, or record why it was masked."""
@@ -59,6 +66,9 @@ class DatasetSpec:
     load: Callable[[PrepareConfig, Report], list[dict]]
     default_images: str | None = None  # sub-folder of root tried when --images is not given
     generated: bool = False  # written by mlclip itself under --root, not read from upstream files
+    splits: tuple[str, ...] = ()  # splits config.splits may name (empty: the data set has no split choice)
+    # its own root check, e.g. one that accepts a root holding only some splits (None: layout.check_root)
+    check_layout: Callable[[PrepareConfig], LayoutCheck] | None = None
 
 
 def read_lines(path: Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlclip_cli.artifacts import manifest_from_rows, write_manifest
 from mlclip_cli.atomic import write_json
-from mlclip_cli.datasets import get_dataset
+from mlclip_cli.datasets import dataset_names, get_dataset
 from mlclip_cli.datasets.base import PrepareConfig, Report, count_by
 from mlclip_cli.datasets.layout import LayoutCheck, check_root
 from mlclip_cli.errors import DatasetError
@@ -26,9 +26,14 @@ def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResul
     """Turn the data set `name` under config.root into `out` (Parquet) and `out`.summary.json."""
     spec = get_dataset(name)
     root = Path(config.root)
+    if config.splits is not None and not spec.splits:
+        choosers = [other for other in dataset_names() if get_dataset(other).splits]
+        raise DatasetError(f"{name} has no choice of splits (splits can be chosen for {', '.join(choosers)} only)")
     if spec.generated:
         root.mkdir(parents=True, exist_ok=True)
         layout = LayoutCheck(warnings=[], files={})
+    elif spec.check_layout is not None:
+        layout = spec.check_layout(config)
     else:
         layout = check_root(name, root)
     if config.images is None and spec.default_images and (root / spec.default_images).is_dir():
@@ -54,6 +59,7 @@ def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResul
         "rows": len(rows),
         "images_total": len({row["image_id"] for row in rows}),
         "rows_per_language_split": count_by(rows, "language", "split"),
+        "splits": report.splits,
         "files": layout.files,
         "cleaned_captions": report.cleaned,
         "masked_captions": {
