@@ -63,3 +63,19 @@ def retrieval_metrics(text: np.ndarray, image: np.ndarray, caption_image: np.nda
         metrics[f"text_retrieval_recall@{k}"] = recall_at(i2t, k)
     metrics["mean_recall"] = float(np.mean(list(metrics.values())))
     return metrics
+
+
+def paired_text_ranks(queries: np.ndarray, gallery: np.ndarray, query_pairs, gallery_pairs) -> np.ndarray:
+    """Text->text (DESIGN.md section 2): 0-based rank of the best-ranked gallery sentence sharing the
+    query's pair_id (its translation) among all gallery sentences; ties count against the query.
+    A query without a translation in the gallery gets the int64 maximum (never a hit)."""
+    queries, gallery = _normalise(queries), _normalise(gallery)
+    query_pairs, gallery_pairs = np.asarray(query_pairs, dtype=object), np.asarray(gallery_pairs, dtype=object)
+    ranks = np.full(len(queries), np.iinfo(np.int64).max, dtype=np.int64)
+    for start in range(0, len(queries), _CHUNK):
+        sims = queries[start:start + _CHUNK] @ gallery.T
+        for row, query in enumerate(range(start, start + len(sims))):
+            mine = gallery_pairs == query_pairs[query]
+            if query_pairs[query] is not None and mine.any():
+                ranks[query] = (sims[row, ~mine] >= sims[row, mine].max()).sum()
+    return ranks

@@ -36,3 +36,24 @@ def translation_recall(student: np.ndarray, teacher: np.ndarray, target: np.ndar
     found = search(build_index(teacher, index_kind), student, max(ks))
     hits = found == np.asarray(target)[:, None]
     return {f"text_to_text_recall@{k}": float(100.0 * hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def paired_text_recall(queries: np.ndarray, gallery: np.ndarray, query_pairs, gallery_pairs,
+                       index_kind: str = "flat", ks=KS) -> dict[int, float]:
+    """Text->text recall in percent, {k: R@k}: each query sentence hits at k when a gallery sentence
+    with its pair_id (a translation of it) is among its top k. Every query must have one (the caller
+    keeps only those); the gallery is every sentence of the other language, translations or not.
+    The same figures as `metrics.paired_text_ranks` up to ties (tested)."""
+    if not len(queries):
+        return {k: float("nan") for k in ks}
+    codes = {pair: i for i, pair in enumerate(dict.fromkeys([*query_pairs, *gallery_pairs]))}
+    query_codes = np.array([codes[p] for p in query_pairs], dtype=np.int64)
+    gallery_codes = np.array([codes[p] if p is not None else -1 for p in gallery_pairs], dtype=np.int64)
+    found = search(build_index(_normalised(gallery), index_kind), _normalised(queries), max(ks))
+    hits = (gallery_codes[np.clip(found, 0, None)] == query_codes[:, None]) & (found >= 0)
+    return {k: float(100.0 * hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -29,6 +29,9 @@ Anything mlclip knows beyond that (benchmark, subset, model spec and identity, t
 index, image and caption counts, our language code, `mean_recall` and `text_to_text_recall@k` as
 fractions) is under one extra top-level key, `mlclip`, as CLIP_benchmark's own optional
 `classnames` are: `main_build` just turns it into one more CSV column.
+
+CLIP_benchmark has no text-to-text task, so a `t2t` bench result has no CLIP_benchmark shape:
+converting one is refused (and `mlclip bench --task t2t --format clip_benchmark` says so up front).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import re
 from pathlib import Path
 
 from mlclip_cli.atomic import write_json
-from mlclip_cli.bench.result import validate_bench_result
+from mlclip_cli.bench.result import result_task, validate_bench_result
+from mlclip_cli.errors import MlclipError
 
 TASK = "zeroshot_retrieval"
 FILENAME_TEMPLATE = "{dataset}_{pretrained}_{model}_{language}_{task}.json"  # CLIP_benchmark's default --output
@@ -52,6 +56,8 @@ DATASETS = {("xtd", None): "xtd10", ("xm3600", None): "crossmodal3600", ("coco",
 LANGUAGE_CODES = {"xtd10": {"ja": "jp"}}
 _CLIP_BENCHMARK_METRIC = re.compile(r"^(image|text)_retrieval_recall@\d+$")
 SHIPPED_MODEL = "mlclip-tiny"
+NO_T2T = ("CLIP_benchmark has no text-to-text task, so --format clip_benchmark cannot hold a --task t2t "
+          "result; use --format mlclip")
 
 
 def dataset_name(benchmark: str, subset: str | None) -> str:
@@ -97,6 +103,8 @@ def output_name(dump: dict) -> str:
 def to_clip_benchmark(result: dict) -> dict[str, dict]:
     """mlclip bench result -> {CLIP_benchmark language code: CLIP_benchmark dump}. Pure."""
     validate_bench_result(result)
+    if result_task(result) != "t2i":
+        raise MlclipError(NO_T2T)
     dataset = dataset_name(result["benchmark"], result["subset"])
     model, pretrained = model_and_pretrained(result["model"], result["model_identity"], result["text_encoder"])
     codes = LANGUAGE_CODES.get(dataset, {})

@@ -13,7 +13,8 @@ from mlclip_cli.cli.console import out
 from mlclip_cli.cli.features import FALLBACK_HELP, MODEL_HELP, progress_bar, progress_callback
 
 bench_app = typer.Typer(
-    help="Multilingual image-text retrieval benchmarks (R@1/5/10 both ways, mean recall), and their report.",
+    help="Multilingual image-text retrieval benchmarks (R@1/5/10 both ways, mean recall), text-to-text "
+         "retrieval against parallel English (--task t2t), and their report.",
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
@@ -22,17 +23,48 @@ COLUMNS = (("image_retrieval_recall@1", "t2i R@1"), ("image_retrieval_recall@5",
            ("image_retrieval_recall@10", "t2i R@10"), ("text_retrieval_recall@1", "i2t R@1"),
            ("text_retrieval_recall@5", "i2t R@5"), ("text_retrieval_recall@10", "i2t R@10"),
            ("mean_recall", "mean"), ("text_to_text_recall@1", "t2t R@1"))
+T2T_COLUMNS = (("target_to_english_recall@1", "t2e R@1"), ("target_to_english_recall@5", "t2e R@5"),
+               ("target_to_english_recall@10", "t2e R@10"), ("english_to_target_recall@1", "e2t R@1"),
+               ("english_to_target_recall@5", "e2t R@5"), ("english_to_target_recall@10", "e2t R@10"),
+               ("mean_recall", "mean"))
+TASK_HELP = ("t2i: image-text retrieval both ways (images required). t2t: text-to-text, each caption retrieves "
+             "its parallel English caption (same pair_id) among all English captions of the split and back; "
+             "no images, text encoder only.")
+
+
+def _t2t_caption(result: dict) -> str:
+    entries = list(result["languages"].values())
+    text = "t2e: language -> English, e2t: English -> language"
+    english = {v["english_captions"] for v in entries}
+    if len(english) == 1:
+        text += f"; {english.pop()} English captions"
+    sizes = {(v["captions"], v["target_queries"]) for v in entries}
+    if len(sizes) == 1:
+        captions, to_english = sizes.pop()
+        text += f", {captions} per language ({to_english} with a parallel English caption)"
+    return text
 
 
 def results_table(result: dict) -> Table:
-    table = Table(title=f"{result['benchmark']}{' ' + result['subset'] if result['subset'] else ''}: "
+    from mlclip_cli.bench.registry import BENCHMARKS
+    from mlclip_cli.bench.result import TASK_NAMES, result_task
+
+    task = result_task(result)
+    default_split = BENCHMARKS[result["benchmark"]].split if result["benchmark"] in BENCHMARKS else result["split"]
+    what = "" if task == "t2i" else f" {TASK_NAMES[task]} (each language <-> English)"
+    split = f" {result['split']}" if result["split"] != default_split else ""
+    table = Table(title=f"{result['benchmark']}{' ' + result['subset'] if result['subset'] else ''}{split}{what}: "
                         f"{result['model']} ({result['text_encoder']}), {result['index']} index")
-    sizes = {(v["images"], v["captions"]) for v in result["languages"].values()}
-    if len(sizes) == 1:
-        images, captions = sizes.pop()
-        table.caption = f"{images} images and {captions} captions per language"
+    if task == "t2t":
+        table.caption = _t2t_caption(result)
+    else:
+        sizes = {(v["images"], v["captions"]) for v in result["languages"].values()}
+        if len(sizes) == 1:
+            images, captions = sizes.pop()
+            table.caption = f"{images} images and {captions} captions per language"
     table.add_column("lang")
-    shown = [(k, name) for k, name in COLUMNS if any(k in v["metrics"] for v in result["languages"].values())]
+    columns = T2T_COLUMNS if task == "t2t" else COLUMNS
+    shown = [(k, name) for k, name in columns if any(k in v["metrics"] for v in result["languages"].values())]
     for _, name in shown:
         table.add_column(name, justify="right")
     for language, entry in result["languages"].items():
@@ -42,14 +74,24 @@ def results_table(result: dict) -> Table:
     return table
 
 
+# benchmarks whose captions are translations of English ones (the others' t2t is refused)
+T2T_EXAMPLES = {"xtd": "--task t2t", "multi30k": "--task t2t --split val"}
+
+
 def _make_command(benchmark: Benchmark):
     subset_help = f"Subset: {' or '.join(benchmark.subsets)}." if benchmark.subsets else "No subsets."
+    example = f"Example: [bold]mlclip bench {benchmark.name} --langs all[/]"
+    if benchmark.name in T2T_EXAMPLES:
+        example = (f"Examples: [bold]mlclip bench {benchmark.name} --langs all[/]\n"
+                   f"          [bold]mlclip bench {benchmark.name} {T2T_EXAMPLES[benchmark.name]}[/]  (text-to-text, no images)")
 
     def command(
         ctx: typer.Context,
         langs: str = typer.Option("all", "--langs", help="all, or a comma-separated list such as en,de,ja."),
         manifest: Path = typer.Option(None, "--manifest", help=f"Prepared manifest \\[default: WORKSPACE/manifests/{benchmark.dataset}.parquet]."),
         model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+        task: str = typer.Option("t2i", "--task", help=TASK_HELP),
+        split: str = typer.Option(None, "--split", help=f"Manifest split to evaluate \\[default: {benchmark.split}]."),
         subset: str = typer.Option(None, "--subset", help=subset_help),
         index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (galleries past a million)."),
         out_dir: Path = typer.Option(None, "--out", help="Results folder \\[default: WORKSPACE/results]."),
@@ -59,22 +101,29 @@ def _make_command(benchmark: Benchmark):
             help="mlclip (its JSON and PNG) or clip_benchmark (also one CLIP_benchmark-shaped JSON per "
                  "language, in OUT/clip_benchmark/, for CLIP_benchmark's aggregation scripts)."),
     ) -> None:
-        from mlclip_cli.bench.clip_benchmark import FORMATS, SUBFOLDER, write_clip_benchmark
-        from mlclip_cli.bench.run import CAPTIONS_POLICY, BenchConfig, run_bench
+        from mlclip_cli.bench.clip_benchmark import FORMATS, NO_T2T, SUBFOLDER, write_clip_benchmark
+        from mlclip_cli.bench.result import TASKS
+        from mlclip_cli.bench.run import POLICIES, BenchConfig, run_bench
 
         if output_format not in FORMATS:
             raise typer.BadParameter(f"must be {' or '.join(FORMATS)}, not '{output_format}'", param_hint="'--format'")
+        if task not in TASKS:
+            raise typer.BadParameter(f"must be {' or '.join(TASKS)}, not '{task}'", param_hint="'--task'")
+        if task == "t2t" and output_format == "clip_benchmark":
+            raise typer.BadParameter(NO_T2T, param_hint="'--format'")
         ws = ctx.obj
         config = BenchConfig(
             benchmark=benchmark.name, manifest=manifest or ws.manifest(benchmark.dataset),
             out_dir=out_dir or ws.results, features_dir=ws.features_root,
             languages=tuple(code.strip() for code in langs.split(",") if code.strip()),
-            model=model, subset=subset, index=index, fallback=fallback,
+            model=model, subset=subset, index=index, fallback=fallback, task=task, split=split,
         )
         with progress_bar() as bar:
             result = run_bench(config, progress=progress_callback(bar))
         out.print(results_table(result.result))
-        out.print(f"[dim]{CAPTIONS_POLICY}[/]")
+        out.print(f"[dim]{POLICIES[task]}[/]")
+        for language, why in result.skipped.items():
+            out.print(f"note: {language} skipped: {why}")
         out.print(f"results: {result.json_path}\nplot:    {result.png_path}")
         if output_format == "clip_benchmark":
             written = write_clip_benchmark(result.result, Path(config.out_dir) / SUBFOLDER)
@@ -87,13 +136,19 @@ def _make_command(benchmark: Benchmark):
         benchmark.name,
         help=f"""{benchmark.summary}.
 
-Reads the manifest that `mlclip prepare {benchmark.dataset}` wrote (its {benchmark.split} split, images
-required), encodes images and captions into the feature cache (once), searches with FAISS and
-prints R@1/5/10 both ways and mean recall per language, plus text->text recall to the English
-caption where captions are parallel. Writes one JSON (CLIP_benchmark-compatible keys) and a PNG;
-with --format clip_benchmark also one JSON per language in CLIP_benchmark's own result shape.
+Reads the manifest that `mlclip prepare {benchmark.dataset}` wrote (its {benchmark.split} split unless
+--split, images required), encodes images and captions into the feature cache (once), searches
+with FAISS and prints R@1/5/10 both ways and mean recall per language, plus text->text recall to
+the English caption where captions are parallel. Writes one JSON (CLIP_benchmark-compatible keys)
+and a PNG; with --format clip_benchmark also one JSON per language in CLIP_benchmark's own result
+shape.
 
-Example: [bold]mlclip bench {benchmark.name} --langs all[/]""",
+With --task t2t, no images: each caption retrieves its parallel English caption (same pair_id)
+among all English captions of the split, and each English caption its translation among all
+captions of that language; R@1/5/10 both ways and their mean per language (English itself and
+languages without parallel English are skipped with a note). Only the text encoder runs.
+
+{example}""",
         short_help=benchmark.summary,
     )(command)
 
@@ -105,7 +160,8 @@ for _benchmark in BENCHMARKS.values():
 @bench_app.command(
     "report",
     help="""Aggregate bench result JSONs into one table of mean recall per language, and
-optionally a CSV of every metric.
+optionally a CSV of every metric. Image-text and text-to-text (--task t2t) results get a table
+each, never one mixed table; the CSV has a task column.
 
 Example: [bold]mlclip bench report mlclip-workspace/results/*.json --csv report.csv[/]""",
     short_help="Aggregate several bench JSONs into one table / CSV.",
@@ -116,13 +172,17 @@ def report(
 ) -> None:
     from mlclip_cli.bench.report import build_report, write_csv
 
+    from mlclip_cli.bench.result import TASK_NAMES
+
     built = build_report(results)
-    table = Table(title="mean recall per language")
-    table.add_column("run")
-    for column in built.table.columns:
-        table.add_column(column, justify="right")
-    for run, row in built.table.iterrows():
-        table.add_row(run, *("-" if v != v else f"{v:.1f}" for v in row))
-    out.print(table)
+    for task, frame in built.tables.items():
+        title = "mean recall per language" + ("" if len(built.tables) == 1 and task == "t2i" else f" ({TASK_NAMES[task]})")
+        table = Table(title=title)
+        table.add_column("run")
+        for column in frame.columns:
+            table.add_column(column, justify="right")
+        for run, row in frame.iterrows():
+            table.add_row(run, *("-" if v != v else f"{v:.1f}" for v in row))
+        out.print(table)
     if csv is not None:
         out.print(f"csv: {write_csv(built, csv)}")
