@@ -76,7 +76,19 @@ EMBEDDINGS = ArtifactSpec(
     ]),
 )
 
-ARTIFACTS = {spec.name: spec for spec in (MANIFEST, FEATURES, EMBEDDINGS)}
+LANGID = ArtifactSpec(
+    name="langid",
+    description="Output of `mlclip langid`: the detected language of each line of a text file.",
+    schema=pa.schema([
+        pa.field("line", pa.int64(), nullable=False),  # 1-based line number in the text file (blank lines skipped)
+        pa.field("text", pa.string(), nullable=False),  # the line, stripped
+        pa.field("language", pa.string(), nullable=False),  # ISO 639-1 code, one of the languages asked for
+        pa.field("confidence", pa.float64(), nullable=True),  # the backend's probability; null: script rule or fallback
+        pa.field("method", pa.string(), nullable=False),  # script | model | fallback
+    ]),
+)
+
+ARTIFACTS = {spec.name: spec for spec in (MANIFEST, FEATURES, EMBEDDINGS, LANGID)}
 
 
 def _conform(table: pa.Table, spec: ArtifactSpec, where: str) -> pa.Table:
