@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mlclip_cli.errors import MlclipError
 from mlclip_cli.images import open_image
 from mlclip_cli.models.clip import LoadedClip, load_clip
 
@@ -39,16 +40,28 @@ class FrozenClip:
         return self.clip.identity
 
     @property
+    def has_images(self) -> bool:
+        return self.clip.has_images
+
+    def _need_images(self) -> None:
+        if not self.clip.has_images:
+            raise MlclipError(f"{self.clip.model_name} is a text-only encoder: it has no image tower "
+                              "(use --task t2t, or a CLIP)")
+
+    @property
     def preprocess_description(self) -> str:
+        self._need_images()
         return " ".join(repr(self.clip.preprocess).split())
 
     def load_pixels(self, paths: list[str]) -> torch.Tensor:
         """Decoded and preprocessed images (PIL work that releases the GIL: a thread can run it
         while the model encodes the previous batch)."""
+        self._need_images()
         return torch.stack([self.clip.preprocess(open_image(path)) for path in paths])
 
     @torch.no_grad()
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        self._need_images()
         return self.clip.model.encode_image(pixels.to(self.device), normalize=True).float().cpu().numpy()
 
     def encode_images(self, paths: list[str]) -> np.ndarray:
@@ -59,6 +72,8 @@ class FrozenClip:
 
     @torch.no_grad()
     def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
+        if self.clip.kind == "text":
+            return _encode_with_hf(self.clip, captions, self.device)
         tokens = self.clip.tokenizer(captions)
         tower = _trimmable_tower(self.clip.model)
         if tower is None:
@@ -78,10 +93,32 @@ class FrozenClip:
 TEXT_CHUNK = 128
 
 
+def _encode_with_hf(clip: LoadedClip, captions: list[str], device: torch.device) -> np.ndarray:
+    """A HF sentence encoder's own embedding (its tokenizer, tower, pooling), normalised; captions
+    sorted by length so each chunk pads only to its own longest."""
+    from mlclip_cli.mla.model import tower_of
+
+    tower = tower_of(clip.model)
+    rows = clip.tokenizer.ids(captions)
+    if not rows:
+        return np.zeros((0, tower.width), dtype=np.float32)
+    order = np.argsort([len(r) for r in rows], kind="stable")
+    chunks = []
+    for chunk in np.array_split(order, max(1, -(-len(order) // TEXT_CHUNK))):
+        longest = max(len(rows[i]) for i in chunk)
+        ids = torch.full((len(chunk), longest), clip.tokenizer.pad_token_id, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            ids[row, :len(rows[i])] = torch.tensor(rows[i])
+        lengths = torch.tensor([len(rows[i]) for i in chunk], device=device)
+        emb = tower.run(tower.token_embedding(ids.to(device)), lengths)
+        chunks.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
+    out = np.concatenate(chunks)
+    return out[np.argsort(order, kind="stable")]
+
+
 def _trimmable_tower(model: torch.nn.Module):
     """The text tower's parts when cutting padding cannot change the output: a causal CLIP
     transformer that pools at the argmax (EOS) token. Otherwise None (use encode_text as is)."""
-    from mlclip_cli.errors import MlclipError
     from mlclip_cli.mla.model import TextTower
 
     if getattr(model, "text_pool_type", None) != "argmax":

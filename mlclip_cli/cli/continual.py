@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mlclip_cli.cli.app import app
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import MODEL_HELP
+from mlclip_cli.cli.features import MODEL_HELP, TEACHER_HELP, base_model as _base_model
 
 # `--teir` alone means `--teir both` (the paper's method); main() rewrites argv before Typer sees it.
 BARE_OPTION_VALUES = {"--teir": "both"}
@@ -123,13 +123,16 @@ def continual(
                                   "the default, see docs/continual.md), grad (the paper: 1/f scales gradient and decay, "
                                   "which Adam cancels) or off (the mask only, no 1/f)."),
     data: str = typer.Option("world", "--data", help="Training manifest path or workspace manifest name."),
-    test: str = typer.Option(None, "--test", help="Test manifest benched after each task \\[default: the workspace's xtd10]."),
-    test_split: str = typer.Option("test", "--test-split"),
+    test: str = typer.Option(None, "--test", help="Test manifest benched after each task \\[default: the workspace's xtd10; "
+                             "--teacher: --data]."),
+    test_split: str = typer.Option(None, "--test-split", help="\\[default: test; --teacher: val]."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder \\[default: WORKSPACE/continual/<method>-teir-<teir>]."),
-    model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
-    steps: int = typer.Option(None, "--steps", min=1, help="Steps per language \\[world default 100]."),
-    lr: float = typer.Option(None, "--lr", help="Peak lr \\[world default 5e-3; CLFM 5e-5]."),
-    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    model: str = typer.Option(None, "--model", help=MODEL_HELP + " \\[default: mlclip-tiny]"),
+    teacher: str = typer.Option(None, "--teacher", help=TEACHER_HELP.replace("the packs", "the new rows").replace(
+        "validation is text to text on the val split", "each task is benched text to text on --data's val split")),
+    steps: int = typer.Option(None, "--steps", min=1, help="Steps per language \\[world default 100; --teacher 200]."),
+    lr: float = typer.Option(None, "--lr", help="Peak lr \\[world default 5e-3; --teacher 1e-3; CLFM 5e-5]."),
+    batch_size: int = typer.Option(None, "--batch-size", min=2, help="\\[default 128; --teacher 64]."),
     vocab_budget: int = typer.Option(10_000, "--vocab-budget", min=0, help="New BPE merges per language (CLFM: 10,000)."),
     split_han: bool = typer.Option(True, "--split-han/--no-split-han", help="Make each Han/kana character a word before BPE "
                                    "(CLIP's regex keeps unspaced Chinese/Japanese phrases whole, and 100 steps cannot "
@@ -144,18 +147,22 @@ def continual(
     from dataclasses import replace
 
     from mlclip_cli.continual.learners import Settings
-    from mlclip_cli.continual.runner import ContinualConfig, TaskLoop, run_continual
+    from mlclip_cli.continual.runner import TEXT_LOOP, ContinualConfig, TaskLoop, run_continual
     from mlclip_cli.continual.teir import TeirConfig
 
     ws = ctx.obj
     teir_config = TeirConfig.parse(teir, teir_reg, teir_freq)
-    loop = TaskLoop(batch_size=batch_size, seed=seed)
+    model = _base_model(model, teacher)
+    loop = replace(TEXT_LOOP if teacher else TaskLoop(), seed=seed)
+    if batch_size is not None:
+        loop = replace(loop, batch_size=batch_size)
     loop = replace(loop, **{k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None})
     config = ContinualConfig(
         manifest=ws.find_manifest(data), out=out_dir or ws.root / "continual" / f"{method}-teir-{teir}",
         order=tuple(code.strip() for code in order.split(",") if code.strip()), features_root=ws.features_root,
         method=method, teir=teir_config, model=model,
-        test_manifest=ws.find_manifest(test) if test else default_test_manifest(ws), test_split=test_split,
+        test_manifest=ws.find_manifest(test) if test else ws.find_manifest(data) if teacher else default_test_manifest(ws),
+        test_split=test_split or ("val" if teacher else "test"),
         loop=loop, settings=Settings(memory=memory, ewc_lambda=ewc_lambda), vocab_budget=vocab_budget,
         split_han=split_han, split=split, resume=resume, keep_steps=keep_steps)
     print_result(run_with_progress(lambda p, s, t: run_continual(config, p, s, t)))

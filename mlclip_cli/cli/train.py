@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mlclip_cli.cli.app import app
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import MODEL_HELP
+from mlclip_cli.cli.features import MODEL_HELP, TEACHER_HELP, base_model as _base_model
 
 STAGES_HELP = ("nlt, le, nlt+le (both losses at once), nlt,le (one after the other) or nlt,nlt+le: "
                "each row of the MLA paper's Table 4.")
@@ -29,16 +29,33 @@ LE_LOSS_HELP = "LE's objective: nce (image-text InfoNCE, the paper's) or mse (to
 MAX_PAIRS_HELP = "Train on at most N captions per language, drawn with --seed (low-resource runs: Table 7)."
 
 
-def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss="mse", le_loss="nce"):
+def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss="mse", le_loss="nce",
+          text_teacher=False):
     from dataclasses import replace
 
-    from mlclip_cli.mla.train import LoopConfig, check_losses
+    from mlclip_cli.mla.train import TEXT_BATCH, TEXT_NLT, LoopConfig, check_losses
 
+    if batch_size is None:
+        batch_size = TEXT_BATCH if text_teacher else 128
     loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every, nlt_loss=nlt_loss,
                       le_loss=le_loss)
+    if text_teacher:
+        loop = replace(loop, nlt=TEXT_NLT)
     check_losses(loop)
     return replace(loop, nlt=replace(loop.nlt, **{k: v for k, v in (("steps", nlt_steps), ("lr", nlt_lr)) if v is not None}),
                    le=replace(loop.le, **{k: v for k, v in (("steps", le_steps), ("lr", le_lr)) if v is not None}))
+
+
+TEXT_VOCAB = 8000  # real text has far more word forms than the world
+
+
+def _text_base(folder: Path) -> bool:
+    """Whether an extension was built on a text-only encoder (its defaults are the --teacher ones)."""
+    import json
+
+    from mlclip_cli.models.clip import is_text_encoder_spec
+
+    return is_text_encoder_spec(str(json.loads((folder / "extension.json").read_text(encoding="utf-8"))["base_model"]))
 
 
 def _langs(value: str) -> tuple[str, ...]:
@@ -58,7 +75,7 @@ def _run_with_progress(run):
 
         def on_eval(stage: str, step: int, val: dict) -> None:
             scores = " ".join(f"{lang} {m['image_retrieval_recall@1']:.1f}" for lang, m in val.items())
-            bar.console.print(f"[dim]{stage} step {step}: val t2i R@1[/] {scores}")
+            bar.console.print(f"[dim]{stage} step {step}: val R@1[/] {scores}")
 
         def on_features(name: str, done: int, total: int) -> None:
             key = f"features {name} ({total})"  # train and val parts share names
@@ -71,7 +88,8 @@ def _run_with_progress(run):
 
 def _summary(result) -> None:
     table = Table(title=f"MLA packs in {result.out}")
-    for column in ("lang", "val t2i R@1", "val mean recall", "train rows", "vocabulary"):
+    direction = "val ->en R@1" if result.text_only else "val t2i R@1"  # text-only: each caption finds its English one
+    for column in ("lang", direction, "val mean recall", "train rows", "vocabulary"):
         table.add_column(column, justify="left" if column in ("lang", "vocabulary") else "right")
     for language in result.languages:
         metrics = result.loop.val.get(language, {})
@@ -79,7 +97,7 @@ def _summary(result) -> None:
                       str(result.data["rows"].get(language, 0)), result.tokenizer_note.get(language, ""))
     out.print(table)
     if not result.loop.val:
-        out.print("[dim]no validation: the manifest has no val split with images[/]")
+        out.print("[dim]no validation: the manifest has no val split with images (text-only: with parallel English)[/]")
     if result.data["split"] != "train":
         out.print(f"[yellow]trained on split '{result.data['split']}' (the manifest has no train split): "
                   "do not benchmark on the same rows[/]")
@@ -109,15 +127,16 @@ def train(
     method: str = typer.Option("mla", "--method", help="Method: mla (cll-clip learns in sequence: `mlclip continual`)."),
     data: str = typer.Option("world", "--data", help="Manifest path or workspace manifest name."),
     out_dir: Path = typer.Option(None, "--out", help="Extension folder \\[default: WORKSPACE/extensions/<method>]."),
-    model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
+    model: str = typer.Option(None, "--model", help=MODEL_HELP + " \\[default: mlclip-tiny]"),
+    teacher: str = typer.Option(None, "--teacher", help=TEACHER_HELP),
     stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
-    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 900; paper 117,150]."),
+    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 900; --teacher 600; paper 117,150]."),
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT \\[world 2e-3; paper 1e-4]."),
     le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage \\[world 100; paper 11,715]."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE \\[world 1e-4; paper 3e-6]."),
-    batch_size: int = typer.Option(128, "--batch-size", min=2, help="Captions per step (distinct images)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=2, help="Captions per step (distinct images) \\[default 128; --teacher 64]."),
     hidden: int = typer.Option(None, "--hidden", min=1, help="Acquirer bottleneck \\[default: half the tower's width]."),
-    vocab_size: int = typer.Option(4000, "--vocab-size", min=300, help="Size of the BPE trained here."),
+    vocab_size: int = typer.Option(None, "--vocab-size", min=300, help="Size of the BPE trained here \\[default 4000; --teacher 8000]."),
     tokenizer: str = typer.Option(None, "--tokenizer", help="Use this tokenizer instead: a tokenizer.json, a folder, or a HF name."),
     embedding_init: str = typer.Option(None, "--embedding-init", help="Start the shared rows from: a safetensors with one "
                                        "\\[vocab, dim] table, or 'clip' (each row the mean of the frozen CLIP's token "
@@ -141,7 +160,12 @@ def train(
     if chosen.name == "cll-clip":
         chosen.train(None)  # refuses with a pointer to `mlclip continual`
     check_acquirer(acquirer)
-    loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss)
+    model = _base_model(model, teacher)
+    loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
+                 text_teacher=teacher is not None)
+    if teacher is not None and embedding_init is None:
+        embedding_init = CLIP_INIT  # real text: each row starts from the teacher's own rows of its text
+    vocab_size = vocab_size or (TEXT_VOCAB if teacher is not None else 4000)
     init = None if embedding_init is None else embedding_init if embedding_init == CLIP_INIT else Path(embedding_init)
     config = chosen.config()(
         manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=_langs(langs),
@@ -182,7 +206,7 @@ def extend(
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT."),
     le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE."),
-    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    batch_size: int = typer.Option(None, "--batch-size", min=2, help="\\[default 128; a text-only base 64]."),
     nlt_loss: str = typer.Option("mse", "--nlt-loss", help=NLT_LOSS_HELP),
     le_loss: str = typer.Option("nce", "--le-loss", help=LE_LOSS_HELP),
     max_pairs: int = typer.Option(None, "--max-pairs", min=1, help=MAX_PAIRS_HELP),
@@ -220,7 +244,8 @@ def extend(
         manifest=ws.find_manifest(data), out=folder, languages=(lang.strip(),), features_root=ws.features_root,
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
         resume=resume, replace=replace, max_pairs=max_pairs,
-        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss),
+        loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
+                   text_teacher=_text_base(folder)),
     )
     _summary(_run_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
 

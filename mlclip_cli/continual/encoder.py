@@ -13,11 +13,11 @@ import torch.nn.functional as F
 
 from mlclip_cli.continual import snapshot
 from mlclip_cli.continual.model import ContinualTextEncoder
-from mlclip_cli.continual.vocab import ClipVocabulary
+from mlclip_cli.continual.hf_vocab import vocabulary_for
 from mlclip_cli.encoders import FrozenClip, encode_by_language
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.encoder import FALLBACKS
-from mlclip_cli.mla.model import TextTower
+from mlclip_cli.mla.model import tower_of
 from mlclip_cli.mla.packs import tower_sha256
 from mlclip_cli.mla.train import encode_grouped
 from mlclip_cli.training.pretrain import attention_kernel
@@ -29,10 +29,10 @@ def open_snapshot(folder: Path, device: str | None = None):
     info = state.info
     base = FrozenClip.load(info["base_model"], device)
     if (base.clip.identity != info["base_identity"]
-            or tower_sha256(SimpleNamespace(tower=TextTower.of(base.clip.model))) != info["tower_sha256"]):
+            or tower_sha256(SimpleNamespace(tower=tower_of(base.clip.model))) != info["tower_sha256"]):
         raise MlclipError(f"{folder}: built on base model {info['base_identity']}, but "
                           f"'{info['base_model']}' now loads {base.clip.identity}")
-    vocabulary = ClipVocabulary.from_json(state.vocabulary_json, base.clip.tokenizer)
+    vocabulary = vocabulary_for(base.clip, False, state.vocabulary_json)
     shape = info["encoder"]
     encoder = ContinualTextEncoder(base.clip.model, shape["vocab_size"], shape.get("hidden"), info.get("trained_tower", False))
     for language in shape.get("acquirers", []):

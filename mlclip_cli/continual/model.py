@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla.model import Acquirer, TextTower
+from mlclip_cli.mla.model import Acquirer, TextTower, tower_of
 
 TEMPERATURE_INIT = 0.07
 TEMPERATURE_RANGE = (0.001, 0.5)
@@ -48,7 +48,7 @@ class ContinualTextEncoder(nn.Module):
 
     def __init__(self, model: nn.Module, vocab_size: int, hidden: int | None = None, train_tower: bool = False):
         super().__init__()
-        base = TextTower.of(model)
+        base = tower_of(model)
         self.tower_copy = TowerCopy(base) if train_tower else None
         self._tower = self.tower_copy.view(base) if train_tower else base
         self.hidden = hidden or base.width // 2

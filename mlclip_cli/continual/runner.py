@@ -28,10 +28,11 @@ from mlclip_cli.continual.learners import Batch, Learner, Settings, get_learner
 from mlclip_cli.continual.model import ContinualTextEncoder
 from mlclip_cli.continual.scores import METRICS, plot_aa_f, plot_heatmap, sequence_summary
 from mlclip_cli.continual.teir import RowScaledStep, TeirConfig, grow_usage, initial_usage, new_rows, row_scales
+from mlclip_cli.continual.hf_vocab import vocabulary_for
 from mlclip_cli.continual.vocab import ClipVocabulary
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla.model import TextTower
+from mlclip_cli.mla.model import tower_of
 from mlclip_cli.mla.data import PairData, Validation, evaluation_set, load_pairs, select_rows
 from mlclip_cli.mla.packs import git_revision, now, tower_sha256
 from mlclip_cli.mla.train import encode_grouped
@@ -60,6 +61,8 @@ class TaskLoop:
 # CLFM's values (XM3600 / CC3M-translated captions, 3 epochs per language), kept for real runs;
 # 5e-5 learns far too slowly for the world's budget of steps (see docs/benchmarks.md).
 CLFM_LOOP = TaskLoop(steps=0, lr=5e-5)
+# A real text-only teacher (MiniLM): ~2 s a step of 64 on 2 cores, so three languages take ~20 min.
+TEXT_LOOP = TaskLoop(steps=200, lr=1e-3, batch_size=64)
 
 
 @dataclass(frozen=True)
@@ -129,16 +132,19 @@ def _fingerprint(config: ContinualConfig) -> str:
 
 
 def _batch(data: PairData, rows: np.ndarray, device: torch.device) -> Batch:
+    image = None if data.image is None else torch.from_numpy(data.image[rows]).to(device)  # None: a text-only teacher
     return Batch([data.captions[r] for r in rows], data.languages[rows], torch.from_numpy(data.teacher[rows]).to(device),
-                 torch.from_numpy(data.image[rows]).to(device), data.image_ids[rows])
+                 image, data.image_ids[rows])
 
 
 def task_loss(student: torch.Tensor, batch: Batch, temperature: torch.Tensor, loop: TaskLoop) -> torch.Tensor:
     """CLFM's loss: squared distance of normalised embeddings to the English teacher, + InfoNCE
     both ways against the frozen image features, every caption of an image a positive."""
     text = F.normalize(student, dim=-1)
-    image = batch.image.to(text.device)
     mse = (text - batch.teacher.to(text.device)).pow(2).sum(-1).mean()
+    if batch.image is None:  # a text-only teacher: the NLT loss alone
+        return loop.mse_weight * mse
+    image = batch.image.to(text.device)
     logits = text @ image.T / temperature
     same = torch.from_numpy(batch.image_ids[:, None] == batch.image_ids[None, :]).to(text.device)
 
@@ -159,7 +165,7 @@ class _Run:
         self.usage = initial_usage(self.encoder.clip_rows)
         self.special = [vocabulary.sot, vocabulary.eot]
         # The base tower's hash (full fine-tuning trains a copy, whose hash would differ).
-        self.base_tower_sha256 = tower_sha256(SimpleNamespace(tower=TextTower.of(base.clip.model)))
+        self.base_tower_sha256 = tower_sha256(SimpleNamespace(tower=tower_of(base.clip.model)))
 
     def tokenizers(self, languages) -> dict:
         return {language: self.vocabulary for language in dict.fromkeys(languages)}
@@ -385,8 +391,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
             raise MlclipError(f"{config.test_manifest}: no {config.test_split} rows in {', '.join(missing)}")
     torch.manual_seed(config.loop.seed)
     base = FrozenClip.load(config.model, config.device)
-    vocabulary = (ClipVocabulary.from_json(saved.vocabulary_json, base.clip.tokenizer) if saved
-                  else ClipVocabulary(base.clip.tokenizer, split_han=config.split_han))
+    vocabulary = vocabulary_for(base.clip, config.split_han, saved.vocabulary_json if saved else None)
     run = _Run(config, learner, base, vocabulary)
     records = [TaskRecord(**task) for task in saved.record["tasks"]] if saved else []
     seconds = saved.record.get("seconds", 0.0) if saved else 0.0
@@ -401,7 +406,9 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
     for language in ["en", *vocabulary.languages]:
         vocabulary.protect(_texts(manifest, language))
     pending = [lang for task in tasks[len(records):] for lang in task]
-    everything = (load_pairs(manifest, config.manifest, pending, config.split, True, True, base, config.features_root,
+    if not base.has_images and learner.name != "cll-clip":
+        raise MlclipError(f"'{config.model}' is a text-only encoder: only --method cll-clip runs on it (NLT loss only)")
+    everything = (load_pairs(manifest, config.manifest, pending, config.split, True, base.has_images, base, config.features_root,
                              None, progress)[0] if pending else None)  # one read of the feature cache for every task
     for task in range(len(records), len(tasks)):
         languages = tasks[task]

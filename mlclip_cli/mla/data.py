@@ -147,7 +147,10 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
 def evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder, features_root: Path,
                    progress=None, split: str = "val"):
     """The `split` rows of `languages` with their frozen image features (computed on first use):
-    what validation (and a continual run's per-step test) scores. None when there are none."""
+    what validation (and a continual run's per-step test) scores. None when there are none.
+    A text-only base (a HF sentence encoder) scores text to text instead: see text_evaluation_set."""
+    if not getattr(encoder, "has_images", True):
+        return text_evaluation_set(manifest, manifest_path, languages, encoder, features_root, progress, split)
     val = manifest[(manifest.split == split) & manifest.image_path.notna() & manifest.language.isin(languages)]
     if val.empty:
         return None
@@ -165,3 +168,29 @@ def evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[
             captions[language] = rows.caption.tolist()
             caption_image[language] = rows.image_id.map(index).to_numpy()
     return Validation(captions, caption_image, matrix[[row_of[i] for i in image_ids]])
+
+
+def text_evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder,
+                        features_root: Path, progress=None, split: str = "val") -> Validation | None:
+    """Text-to-text scoring for a text-only base: each `split` caption of `languages` retrieves
+    its parallel English caption (same pair_id) among all English captions of the split, whose
+    frozen embeddings stand where image features stand for image-text (so `retrieval_metrics`
+    reads "image" as "English sentence"). None when no caption has a parallel English one."""
+    rows = manifest[(manifest.split == split) & manifest.pair_id.notna()]
+    english = rows[rows.language == "en"].drop_duplicates("pair_id")
+    val = rows[rows.language.isin(languages) & rows.pair_id.isin(set(english.pair_id))]
+    if val.empty:
+        return None
+    folder = feature_folder(features_root, manifest_path, split, encoder.image_identity)
+    compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=("en",), split=split, images=False),
+                     encoder=encoder, progress=progress, manifest=manifest)
+    keys, matrix = load_features(folder, "text-en", encoder.image_identity)
+    row_of = {k: i for i, k in enumerate(keys)}
+    index = {pair: i for i, pair in enumerate(english.pair_id)}
+    captions, target = {}, {}
+    for language in languages:
+        mine = val[val.language == language]
+        if not mine.empty:
+            captions[language] = mine.caption.tolist()
+            target[language] = mine.pair_id.map(index).to_numpy()
+    return Validation(captions, target, matrix[[row_of[k] for k in english.sample_id]])

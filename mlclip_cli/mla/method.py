@@ -62,6 +62,7 @@ class MlaResult:
     cards: dict[str, dict]
     data: dict
     tokenizer_note: dict[str, str]
+    text_only: bool = False  # a text-only base: validation is text to text (caption -> its English one)
 
 
 def _check_languages(languages: tuple[str, ...]) -> list[str]:
@@ -83,6 +84,11 @@ def _base(model: str, device: str | None):
     from mlclip_cli.encoders import FrozenClip
 
     return FrozenClip.load(model, device)
+
+
+def _check_base(base, need_images: bool, model: str) -> None:
+    if need_images and not base.has_images:
+        raise MlclipError(f"'{model}' is a text-only encoder (no image tower): only NLT can train; pass --stages nlt")
 
 
 def _is_clip_init(embedding_init) -> bool:
@@ -248,6 +254,7 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
     base = _base(config.model, config.device)
+    _check_base(base, need_images, config.model)
     data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
     data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
@@ -284,7 +291,7 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
         cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
     packs.write_extension_index(out, info)  # last: from now on the folder is an extension
     clear_state(state_dir)
-    return MlaResult(out, languages, loop, cards, summary, notes)
+    return MlaResult(out, languages, loop, cards, summary, notes, not base.has_images)
 
 
 def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_sha: str, shared_sha: str,
@@ -345,6 +352,7 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
+    _check_base(base, need_images, extension.info["base_model"])
     data, summary = load_pairs(manifest, config.manifest, [language], config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
     data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
@@ -373,4 +381,4 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     card = _card(config, language, loop, summary, added, note, encoder.hidden, encoder.acquirer)
     written = packs.write_pack(out, extension.info, language, pack, own, card)
     clear_state(state_dir)
-    return MlaResult(out, [language], loop, {language: written}, summary, {language: note})
+    return MlaResult(out, [language], loop, {language: written}, summary, {language: note}, not base.has_images)

@@ -73,6 +73,19 @@ class TextTower:
         return pooled @ self.text_projection
 
 
+def tower_of(model: nn.Module):
+    """The text tower's wrapper for this model's kind: a HF transformer (a sentence encoder, or
+    open_clip's HF text tower) or open_clip's own CLIP text transformer."""
+    from mlclip_cli.models.hf_text import transformer_of
+
+    owner = transformer_of(model)
+    if owner is not None:
+        from mlclip_cli.mla.hf_tower import HfTextTower
+
+        return HfTextTower.of(owner)
+    return TextTower.of(model)
+
+
 ACQUIRERS = ("mlp", "linear", "none")  # the paper's acquirer (default), its Table 8 ablation, Table 5's "no acquirers"
 
 
@@ -143,7 +156,7 @@ class MlaTextEncoder(nn.Module):
     def __init__(self, model: nn.Module, vocab_size: int, emb_dim: int | None = None, hidden: int | None = None,
                  acquirer: str = "mlp"):
         super().__init__()
-        self._tower = TextTower.of(model)
+        self._tower = tower_of(model)
         self.hidden = hidden or self._tower.width // 2
         self.acquirer = check_acquirer(acquirer)  # the kind of every pack's acquirers
         self.shared = SharedEmbedding(vocab_size, emb_dim or self._tower.width, self._tower.width)

@@ -43,9 +43,14 @@ class LoadedClip:
     preprocess: object  # PIL image -> tensor, as the model was trained
     model_name: str  # open_clip architecture
     identity: str  # what the weights are: recorded in features, compared on read
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    image_size: int
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+    image_size: int | None
+    kind: str = "clip"  # "clip" (open_clip, image + text) or "text" (a HF sentence encoder: text only)
+
+    @property
+    def has_images(self) -> bool:
+        return self.kind == "clip"
 
 
 def _finish(model, model_name: str, identity: str) -> LoadedClip:
@@ -85,9 +90,26 @@ def load_checkpoint_dir(folder: Path) -> LoadedClip:
     return _finish(model, config["model_name"], f"{config['model_name']}@sha256:{digest}")
 
 
+def load_text_encoder(spec: str) -> LoadedClip:
+    """A frozen HF sentence encoder (`minilm`, a HF folder, or a hub name) as a text-only base."""
+    from mlclip_cli.models.hf_text import load_sentence_model
+
+    model, tokenizer, identity = load_sentence_model(spec)
+    return LoadedClip(model, tokenizer, None, spec, identity, None, None, None, kind="text")
+
+
+def is_text_encoder_spec(spec: str) -> bool:
+    from mlclip_cli.models.hf_text import HUB_PREFIX, MINILM, is_hf_folder
+
+    return spec == MINILM or spec.startswith(HUB_PREFIX) or is_hf_folder(Path(spec))
+
+
 def load_clip(spec: str = TINY) -> LoadedClip:
-    """Load a frozen CLIP from a name, a checkpoint folder or `NAME:PRETRAINED`."""
+    """Load a frozen CLIP from a name, a checkpoint folder or `NAME:PRETRAINED`; or a HF text
+    encoder (`minilm`, a HF model folder), text only."""
     register_configs()
+    if is_text_encoder_spec(spec):
+        return load_text_encoder(spec)
     if spec == TINY:
         if not (SHIPPED / "model.safetensors").is_file():
             raise MlclipError(f"no trained {TINY} checkpoint is shipped; run `mlclip pretrain` and pass its folder")
