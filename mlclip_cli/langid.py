@@ -283,6 +283,32 @@ def encoder_languages(encoder) -> list[str]:
     return list(dict.fromkeys(["en", *languages]))
 
 
+class AutoRouted:
+    """An encoder that ignores the language a caller names: each text goes to the pack of the
+    language detected for it (`--lang auto` in bench). `routing[named][detected]` counts where
+    the texts of each named language went."""
+
+    def __init__(self, encoder, backend: str = DEFAULT_BACKEND, fallback: str | None = None):
+        self.encoder, self.backend, self.fallback = encoder, backend, fallback
+        self.languages = encoder_languages(encoder)
+        self.routing: dict[str, dict[str, int]] = {}
+
+    def encode_texts(self, captions: list[str], language: str):
+        detected = detect_languages(list(captions), self.languages, self.backend, self.fallback)
+        counts = self.routing.setdefault(language, {})
+        for code in detected:
+            counts[code] = counts.get(code, 0) + 1
+        return self.encoder.encode_mixed(list(captions), detected)
+
+    def accuracy(self, language: str) -> float:
+        """Share (%) of `language`'s texts routed to `language`."""
+        counts = self.routing.get(language, {})
+        return 100.0 * counts.get(language, 0) / max(1, sum(counts.values()))
+
+    def __getattr__(self, name: str):  # identities, image tower, name: the wrapped encoder's
+        return getattr(self.encoder, name)
+
+
 # ---------------------------------------------------------------------------------------- files
 
 

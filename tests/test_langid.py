@@ -278,3 +278,22 @@ def test_embed_auto_no_match_and_fallbacks(tiny_extension, run_cli, tmp_path):
                      "--out", str(out), "--fallback-lang", "en")
     assert result.code == 0, result.err
     assert read_table(out, EMBEDDINGS).column("language").to_pylist() == ["de", "en", "ja"]
+
+
+def test_bench_lang_auto_routes_each_caption_and_matches_the_given_tags(tiny_extension, tmp_path):
+    """The world's de/ru captions are detected exactly, so auto routing gives the tagged results,
+    and the result records where each language's captions went."""
+    from mlclip_cli.bench.run import BenchConfig, run_bench
+
+    base = dict(benchmark="xtd", manifest=tiny_extension["manifest"], out_dir=tmp_path / "r", features_dir=tmp_path / "f",
+                languages=("de", "ru", "en"), model=str(tiny_extension["extension"]), split="val")
+    given = run_bench(BenchConfig(**base)).result
+    auto = run_bench(BenchConfig(**base, lang="auto")).result
+    assert auto["lang"] == "auto" and given["lang"] == "given"
+    for language in ("de", "ru", "en"):
+        assert auto["languages"][language]["routed"] == {language: auto["languages"][language]["captions"]}
+        assert auto["languages"][language]["routing_accuracy"] == 100.0
+        for key, value in given["languages"][language]["metrics"].items():
+            assert auto["languages"][language]["metrics"][key] == pytest.approx(value, abs=1e-6)
+    with pytest.raises(MlclipError, match="unknown --lang"):
+        run_bench(BenchConfig(**base, lang="guess"))

@@ -55,6 +55,9 @@ class BenchConfig:
     device: str | None = None
     fallback: str = "none"  # extensions: "english" encodes a language without a pack as English
     task: str = "t2i"  # t2i: image-text retrieval both ways; t2t: each language <-> its parallel English
+    lang: str = "given"  # given: each caption through its tagged language's pack; auto: the detected one's
+    lang_fallback: str | None = None  # auto: the language of a caption that matches none
+    langid_backend: str | None = None  # auto: None for the default backend
     split: str | None = None  # None: the benchmark's own split (test)
 
 
@@ -104,18 +107,26 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
         raise MlclipError(f"{config.manifest} has no {split} captions in {', '.join(unknown)} "
                           f"(it has {', '.join(available)})")
 
+    if config.lang not in ROUTES:
+        raise MlclipError(f"unknown --lang '{config.lang}' (choose {' or '.join(ROUTES)})")
     skipped: dict[str, str] = {}
     if config.task == "t2t":
         pairs = _parallel_plan(rows, languages, "all" in config.languages, f"{config.manifest}", split, skipped)
         encoder = encoder or load_encoder(config.model, config.device, config.fallback)
-        per_language = _text_to_text(pairs, encoder, config.index, progress)
+        routed = _routed(encoder, config)
+        per_language = _text_to_text(pairs, routed or encoder, config.index, progress)
         identity = _text_identity(encoder, config.model)
     else:
         encoder = encoder or load_encoder(config.model, config.device, config.fallback)
         if getattr(encoder, "has_images", True) is False:
             raise MlclipError(f"{config.model} is a text-only encoder: it has no image tower (use --task t2t)")
-        per_language = _image_text(config, rows, manifest, split, languages, available, encoder, progress)
+        routed = _routed(encoder, config)
+        per_language = _image_text(config, rows, manifest, split, languages, available, encoder, progress, routed)
         identity = encoder.image_identity
+    if routed is not None:  # where each language's captions went, and how often to their own pack
+        for language, entry in per_language.items():
+            entry["routed"] = dict(sorted(routed.routing.get(language, {}).items()))
+            entry["routing_accuracy"] = routed.accuracy(language)
 
     now = dt.datetime.now(dt.timezone.utc)
     result = {
@@ -123,7 +134,7 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
         "dataset": benchmark.dataset, "manifest": str(Path(config.manifest).resolve()), "split": split,
         "subset": config.subset, "model": config.model, "model_identity": identity,
         "text_encoder": getattr(encoder, "name", "frozen"), "index": config.index,
-        "captions_policy": POLICIES[config.task], "created": now.isoformat(timespec="seconds"),
+        "captions_policy": POLICIES[config.task], "lang": config.lang, "created": now.isoformat(timespec="seconds"),
         "mlclip_version": __version__, "languages": per_language,
         "average": {key: float(np.mean([v["metrics"][key] for v in per_language.values()]))
                     for key in TASK_KEYS[config.task]},
@@ -131,15 +142,30 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
     if skipped:
         result["skipped_languages"] = dict(skipped)
     parts = [benchmark.name, config.subset, slug(split) if split != benchmark.split else None,
-             config.task if config.task != "t2i" else None, slug(Path(config.model).name)]
+             config.task if config.task != "t2i" else None, "auto" if config.lang == "auto" else None,
+             slug(Path(config.model).name)]
     stem = f"{'-'.join(part for part in parts if part)}-{now:%Y%m%dT%H%M%S}"
     json_path = write_bench_result(result, Path(config.out_dir) / f"{stem}.json")
     png_path = plot_bench(result, Path(config.out_dir) / f"{stem}.png")
     return BenchResult(result, json_path, png_path, skipped)
 
 
+ROUTES = ("given", "auto")
+
+
+def _routed(encoder, config: BenchConfig):
+    """--lang auto: the encoder behind language identification (None: route by the tags)."""
+    if config.lang != "auto":
+        return None
+    from mlclip_cli.langid import DEFAULT_BACKEND, AutoRouted
+
+    return AutoRouted(encoder, config.langid_backend or DEFAULT_BACKEND, config.lang_fallback)
+
+
 def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list[str], available: list[str],
-                encoder: FrozenClip, progress) -> dict:
+                encoder: FrozenClip, progress, routed=None) -> dict:
+    """Image-text recall per language from the feature cache; with `routed` (--lang auto) each
+    language's captions are encoded through it instead (the cache is keyed by tagged language)."""
     parallel = rows.pair_id.notna().any() and "en" in available
     needed = tuple(sorted(set(languages) | ({"en"} if parallel else set())))
 
@@ -169,10 +195,13 @@ def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list
 
     per_language = {}
     for language in languages:
-        keys, matrix = load_features(folder, f"text-{language}", encoder.text_identity(language))
         captions = rows[rows.language == language]
-        key_row = {k: i for i, k in enumerate(keys)}
-        text = matrix[[key_row[k] for k in captions.sample_id]]
+        if routed is not None:
+            text = _encode(routed, _side(rows, language), language, progress)
+        else:
+            keys, matrix = load_features(folder, f"text-{language}", encoder.text_identity(language))
+            key_row = {k: i for i, k in enumerate(keys)}
+            text = matrix[[key_row[k] for k in captions.sample_id]]
         metrics = faiss_retrieval_metrics(text, image_features, captions.image_id.map(kept_index).to_numpy(), config.index)
         if english is not None:
             en_matrix, en_pair_row = english

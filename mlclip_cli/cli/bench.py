@@ -96,6 +96,12 @@ def _make_command(benchmark: Benchmark):
         index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (galleries past a million)."),
         out_dir: Path = typer.Option(None, "--out", help="Results folder \\[default: WORKSPACE/results]."),
         fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
+        lang: str = typer.Option("given", "--lang", help="given (each caption through its tagged language's pack) or "
+                                 "auto (ignore the tags: each caption goes to the pack of the language detected for it, "
+                                 "among the extension's languages; the result says where each language's captions went)."),
+        fallback_lang: str = typer.Option(None, "--fallback-lang", help="--lang auto: the language of a caption that "
+                                          "matches none \\[default: an error]."),
+        langid_backend: str = typer.Option(None, "--langid-backend", help="--lang auto: py3langid (default) or lingua."),
         output_format: str = typer.Option(
             "mlclip", "--format",
             help="mlclip (its JSON and PNG) or clip_benchmark (also one CLIP_benchmark-shaped JSON per "
@@ -117,11 +123,15 @@ def _make_command(benchmark: Benchmark):
             out_dir=out_dir or ws.results, features_dir=ws.features_root,
             languages=tuple(code.strip() for code in langs.split(",") if code.strip()),
             model=model, subset=subset, index=index, fallback=fallback, task=task, split=split,
+            lang=lang, lang_fallback=fallback_lang, langid_backend=langid_backend,
         )
         with progress_bar() as bar:
             result = run_bench(config, progress=progress_callback(bar))
         out.print(results_table(result.result))
         out.print(f"[dim]{POLICIES[task]}[/]")
+        if lang == "auto":
+            routing = {code: entry["routing_accuracy"] for code, entry in result.result["languages"].items()}
+            out.print("routed to their own pack (%): " + " ".join(f"{code} {share:.1f}" for code, share in routing.items()))
         for language, why in result.skipped.items():
             out.print(f"note: {language} skipped: {why}")
         out.print(f"results: {result.json_path}\nplot:    {result.png_path}")
