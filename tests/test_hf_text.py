@@ -17,7 +17,7 @@ import torch
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.encoders import FrozenClip, load_encoder
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla.method import MlaConfig, train_mla
+from mlclip_cli.mla.method import MlaConfig, extend_mla, train_mla
 from mlclip_cli.mla.model import MlaTextEncoder, tower_of
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.mla.train import LoopConfig, StageConfig
@@ -138,6 +138,12 @@ def test_mla_trains_on_a_text_only_teacher_without_images(world, tmp_path):
     assert np.abs(encoder.encode_texts(TEXTS, "de") - frozen.encode_texts(TEXTS, "en")).max() > 1e-4
     with pytest.raises(MlclipError, match="text-only encoder"):
         train_mla(replace(config, out=tmp_path / "le", loop=replace(LOOP, stages="nlt,le")))
+    # one more language: only its pack is written, the others stay as they were
+    before = encoder.encode_texts(TEXTS, "de")
+    extended = extend_mla(replace(config, languages=("es",), loop=replace(LOOP, nlt=StageConfig(4, 5e-3, 0.1))))
+    assert extended.text_only and "es" in extended.loop.val
+    again = load_encoder(str(tmp_path / "mla"))
+    np.testing.assert_array_equal(again.encode_texts(TEXTS, "de"), before)
 
 
 def test_wordpiece_extension_keeps_english_tokenisation(world):
