@@ -96,7 +96,8 @@ def main() -> None:
         "mla": (str(ws / "mla-minilm"), None, _mla_parameters),
         "cll-teir": (str(ws / "cll-minilm" / "extension"), None, _cll_parameters),
     }
-    rows = {}
+    table_path = out / "table.json"  # rows measured earlier are kept; the named ones are (re)measured
+    rows = json.loads(table_path.read_text()) if table_path.is_file() else {}
     for name in args.rows.split(","):
         model, parameters, count = students[name]
         if name == "distill" and not (Path(model) / "distill.json").is_file():
@@ -120,7 +121,8 @@ def main() -> None:
         }
         timings_path.write_text(json.dumps(timings, indent=1))
         print(name, rows[name]["r1"], flush=True)
-    (out / "table.json").write_text(json.dumps(rows, indent=1))
+        table_path.write_text(json.dumps(rows, indent=1))
+    rows = {name: rows[name] for name in students if name in rows}
     lines = ["| model | " + " | ".join(f"{lang} R@1" for lang in LANGUAGES) + " | mean R@1 | mean recall | trainable "
              "| train wall | English max abs change |", "|---" * (len(LANGUAGES) + 6) + "|"]
     for name, row in rows.items():
