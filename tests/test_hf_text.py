@@ -213,3 +213,20 @@ def test_minilm_equals_sentence_transformers():
     ours = FrozenClip.load("minilm").encode_texts(TEXTS, "en")
     theirs = st.SentenceTransformer(str(minilm_path()), device="cpu").encode(TEXTS, normalize_embeddings=True)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"pooling_mode_mean_tokens": True}, "mean"), ({"pooling_mode_cls_token": True}, "cls"),
+    ({"pooling_mode": "mean", "include_prompt": True}, "mean"),  # sentence-transformers >= 5
+    ({"pooling_mode": "lasttoken"}, None)])
+def test_pooling_is_read_from_either_sentence_transformers_format(tmp_path, config, expected):
+    from mlclip_cli.models.hf_text import _pooling_of
+
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    (tmp_path / "modules.json").write_text(json.dumps([{"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    if expected is None:
+        with pytest.raises(MlclipError, match="not one mlclip reads"):
+            _pooling_of(tmp_path)
+    else:
+        assert _pooling_of(tmp_path) == expected

@@ -62,6 +62,9 @@ def scores_table(result, metric: str = "image_retrieval_recall@1", title: str | 
 def print_result(result) -> None:
     if result.summary:
         out.print(scores_table(result))
+        if result.text_only:  # scored text to text: "image" is each caption's English sentence
+            out.print("[dim]text-only teacher: image_retrieval = caption -> its English sentence, "
+                      "text_retrieval = English sentence -> caption[/]")
         for metric in ("image_retrieval_recall@1", "text_retrieval_recall@1", "mean_recall"):
             block = result.summary["metrics"][metric]
             f = block["final_f"]
@@ -87,7 +90,7 @@ def run_with_progress(run):
         def on_task(index: int, record) -> None:
             scores = " ".join(f"{lang} {m['image_retrieval_recall@1']:.1f}" for lang, m in record.scores.items())
             bar.console.print(f"[dim]after {'+'.join(record.languages)} ({record.seconds:.0f} s, "
-                              f"{sum(record.new_tokens.values())} new tokens): t2i R@1[/] {scores}")
+                              f"{sum(record.new_tokens.values())} new tokens): R@1[/] {scores}")
         return run(on_features, on_step, on_task)
 
 

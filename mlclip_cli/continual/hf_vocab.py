@@ -17,14 +17,14 @@ from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, models, trainers
 
-from mlclip_cli.continual.vocab import LearnedTokens
+from mlclip_cli.continual.vocab import GrownVocabulary, LearnedTokens
 from mlclip_cli.errors import ArtifactError, MlclipError
 
 ARTIFACT = "mlclip-wordpiece-vocabulary"
 SCHEMA_VERSION = 1
 
 
-class WordPieceVocabulary:
+class WordPieceVocabulary(GrownVocabulary):
     def __init__(self, base) -> None:
         """`base`: mlclip's HfTokenizer (models/hf_text.py) of the frozen tower."""
         self.base = base
@@ -45,18 +45,6 @@ class WordPieceVocabulary:
     @property
     def vocab_size(self) -> int:
         return len(self._vocab)
-
-    @property
-    def languages(self) -> list[str]:
-        return [a.language for a in self.additions]
-
-    def new_ids(self, language: str) -> range:
-        start = self.base_size
-        for added in self.additions:
-            if added.language == language:
-                return range(start, start + len(added.new_tokens))
-            start += len(added.new_tokens)
-        raise MlclipError(f"vocabulary: no language {language!r} (added: {', '.join(self.languages) or 'none'})")
 
     def _build(self, vocab: dict[str, int]) -> Tokenizer:
         state = json.loads(json.dumps(self._state))

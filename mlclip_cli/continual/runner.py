@@ -112,6 +112,7 @@ class ContinualResult:
     resumed_from: int = 0  # tasks already done when this call started
     json_path: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    text_only: bool = False  # a text-only teacher: scores are text to text (caption -> its English sentence)
 
 
 def check_order(order: tuple[str, ...]) -> list[str]:
@@ -466,11 +467,13 @@ def _finish(config, run: _Run, learner: Learner, order, records, seconds, resume
     out = state_dir.parent
     summary = sequence_summary(order, [r.scores for r in records]) if benched else {}
     result = ContinualResult(out, state_dir, order, learner.name, config.teir.label, records, summary,
-                             run.encoder.trainable_parameters(order[-1]), seconds, resumed_from)
+                             run.encoder.trainable_parameters(order[-1]), seconds, resumed_from,
+                             text_only=not run.base.has_images)
     if benched:
         result.json_path = write_json(out / "results.json", {
             "artifact": "mlclip-continual-results", "method": learner.name, "teir": config.teir.label,
-            "order": order, "trainable_parameters": result.trainable_parameters, "seconds": seconds,
+            "order": order, "scored": "t2t" if result.text_only else "t2i",  # t2t: caption -> its English sentence
+            "trainable_parameters": result.trainable_parameters, "seconds": seconds,
             "tasks": [asdict(r) for r in records], **summary, "extension": str(state_dir)})
         title = f"{learner.name}, TEIR {config.teir.label}"
         result.plots = [plot_heatmap(summary, metric, out / f"heatmap_{metric.replace('@', '')}.png", f"{title}: {metric}")

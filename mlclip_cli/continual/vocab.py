@@ -59,7 +59,29 @@ def _cleaned(clean_fn, text: str) -> str:
     return found
 
 
-class ClipVocabulary:
+class GrownVocabulary:
+    """What every dynamic vocabulary shares: `base_size` base tokens, then each addition's new
+    tokens, with ids in the order the languages came."""
+
+    base_size: int
+    additions: list[LearnedTokens]
+
+    @property
+    def languages(self) -> list[str]:
+        """Languages in the order they were added."""
+        return [a.language for a in self.additions]
+
+    def new_ids(self, language: str) -> range:
+        """Ids of the tokens `language` added (new ids follow the additions' order)."""
+        start = self.base_size
+        for added in self.additions:
+            if added.language == language:
+                return range(start, start + len(added.new_tokens))
+            start += len(added.new_tokens)
+        raise MlclipError(f"vocabulary: no language {language!r} (added: {', '.join(self.languages) or 'none'})")
+
+
+class ClipVocabulary(GrownVocabulary):
     """CLIP's BPE plus merges appended per language."""
 
     pad = 0  # the id batches are padded with (never read: pooling is at the EOS position)
@@ -90,20 +112,6 @@ class ClipVocabulary:
     def vocab_size(self) -> int:
         """Base tokens plus every new token."""
         return len(self._encoder)
-
-    @property
-    def languages(self) -> list[str]:
-        """Languages in the order they were added."""
-        return [a.language for a in self.additions]
-
-    def new_ids(self, language: str) -> range:
-        """Ids of the tokens `language` added (new ids follow the additions' order)."""
-        start = self.base_size
-        for added in self.additions:
-            if added.language == language:
-                return range(start, start + len(added.new_tokens))
-            start += len(added.new_tokens)
-        raise MlclipError(f"vocabulary: no language {language!r} (added: {', '.join(self.languages) or 'none'})")
 
     def encode(self, text: str) -> list[int]:
         """Token ids without sot/eot, as SimpleTokenizer.encode with the appended merges."""

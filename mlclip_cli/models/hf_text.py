@@ -81,6 +81,9 @@ def _pooling_of(folder: Path) -> str:
     for module in json.loads(modules.read_text(encoding="utf-8")):
         if module.get("type", "").endswith("Pooling"):
             config = json.loads((folder / module.get("path", "") / "config.json").read_text(encoding="utf-8"))
+            named = config.get("pooling_mode")  # sentence-transformers >= 5 writes one name
+            if isinstance(named, str) and named.replace("_tokens", "").replace("_token", "") in POOLINGS:
+                return named.replace("_tokens", "").replace("_token", "")
             for mode in ("cls", "mean", "max"):
                 if config.get(f"pooling_mode_{mode}_token") or config.get(f"pooling_mode_{mode}_tokens"):
                     return mode
