@@ -52,8 +52,8 @@ PAPER_LE = StageConfig(steps=11_715, lr=3e-6, warmup=0.1)
 # World-sized defaults: the tiny CLIP learns the world's languages in about a thousand steps.
 WORLD_NLT = StageConfig(steps=900, lr=2e-3, warmup=0.05)
 WORLD_LE = StageConfig(steps=100, lr=1e-4, warmup=0.1)
-# A real text-only teacher (MiniLM, 6 layers) on real parallel text: ~2 s a step of 64 on 2 cores,
-# so 600 steps keep a three-language run near 20 minutes.
+# A real text-only teacher (MiniLM, 6 layers) on real parallel text: 0.64 s a step of 64 on 2 cores,
+# so a three-language run takes 8 minutes end to end (measured; the budget is 30).
 TEXT_NLT = StageConfig(steps=600, lr=1e-3, warmup=0.05)
 TEXT_BATCH = 64
 
