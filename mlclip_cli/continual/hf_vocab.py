@@ -124,17 +124,9 @@ class WordPieceVocabulary(GrownVocabulary):
                                           "words": a.words, "note": a.note} for a in self.additions]},
                           ensure_ascii=False, indent=1)
 
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
-
     @classmethod
     def from_json(cls, text: str, base) -> "WordPieceVocabulary":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"vocabulary: not JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(doc, dict) or doc.get("artifact") != ARTIFACT or doc.get("schema_version") != SCHEMA_VERSION:
-            raise ArtifactError(f"vocabulary: not a {ARTIFACT} schema {SCHEMA_VERSION} file")
+        doc = cls.read_document(text, ARTIFACT, SCHEMA_VERSION)
         vocab = cls(base)
         if doc.get("base") != vocab._fingerprint:
             raise ArtifactError("vocabulary: built on another base tokenizer (its vocabulary differs)")

@@ -80,6 +80,23 @@ class GrownVocabulary:
             start += len(added.new_tokens)
         raise MlclipError(f"vocabulary: no language {language!r} (added: {', '.join(self.languages) or 'none'})")
 
+    def to_json(self) -> str:
+        raise NotImplementedError
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    @staticmethod
+    def read_document(text: str, artifact: str, version: int) -> dict:
+        """A vocabulary file's JSON object, or ArtifactError saying why it is not one."""
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"vocabulary: not JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(doc, dict) or doc.get("artifact") != artifact or doc.get("schema_version") != version:
+            raise ArtifactError(f"vocabulary: not a {artifact} schema {version} file")
+        return doc
+
 
 class ClipVocabulary(GrownVocabulary):
     """CLIP's BPE plus merges appended per language."""
@@ -231,12 +248,7 @@ class ClipVocabulary(GrownVocabulary):
     @classmethod
     def from_json(cls, text: str, base: SimpleTokenizer) -> ClipVocabulary:
         """Rebuild from `to_json` on the same base; ArtifactError on anything else."""
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"vocabulary: not JSON ({exc.msg}, line {exc.lineno})") from None
-        if not isinstance(doc, dict) or doc.get("artifact") != ARTIFACT or doc.get("schema_version") != SCHEMA_VERSION:
-            raise ArtifactError(f"vocabulary: not a {ARTIFACT} schema {SCHEMA_VERSION} file")
+        doc = cls.read_document(text, ARTIFACT, SCHEMA_VERSION)
         vocab = cls(base, split_han=bool(doc.get("split_han", False)))
         if doc.get("base") != vocab._fingerprint:
             raise ArtifactError("vocabulary: built on another base tokenizer (size, sot, eot or merges differ)")
@@ -248,10 +260,6 @@ class ClipVocabulary(GrownVocabulary):
         for added in additions:
             vocab._append(added)
         return vocab
-
-    def sha256(self) -> str:
-        """Hash of `to_json`."""
-        return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
     def _append(self, added: LearnedTokens) -> None:
         """Replay a stored addition, checking that it could have been learnt on this vocabulary."""
