@@ -32,6 +32,16 @@ def run_cli(capsys, tmp_path):
     return run
 
 
+def assert_one_line_error(result, *fragments):
+    """A CLI failure as users must see it: non-zero exit, one `error: ...` line naming `fragments`."""
+    assert result.code != 0
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
 def world_with_micro_clip(root: Path, train: int, val: int, test: int) -> dict:
     """A tiny generated world (manifest written) and an untrained micro CLIP saved beside it."""
     import torch

@@ -4,6 +4,8 @@ from mlclip_cli import __version__
 
 from test_xtd10 import write_xtd10
 
+from conftest import assert_one_line_error as _assert_one_line_error
+
 
 def test_version(run_cli):
     result = run_cli("--version")
@@ -23,15 +25,6 @@ def test_prepare_writes_to_the_workspace(run_cli, tmp_path):
     assert result.code == 0, result.err
     assert (tmp_path / "ws" / "manifests" / "xtd10.parquet").is_file()
     assert (tmp_path / "ws" / "manifests" / "xtd10.summary.json").is_file()
-
-
-def _assert_one_line_error(result, *fragments):
-    assert result.code != 0
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    assert "Traceback" not in result.err + result.out
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_bad_input_gives_one_line_errors(run_cli, tmp_path):

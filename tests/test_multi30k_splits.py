@@ -17,6 +17,8 @@ from mlclip_cli.errors import DatasetError
 
 from test_loaders import M30K_NAMES, prepare, write_multi30k
 
+from conftest import assert_one_line_error as _assert_one_line_error
+
 SHARED_MULTI30K = Path(__file__).resolve().parents[2] / "shared" / "data" / "multi30k"
 
 
@@ -92,15 +94,6 @@ def test_unknown_or_absent_split_is_an_error_naming_the_present_ones(tmp_path):
     with pytest.raises(DatasetError, match="xtd10 has no choice of splits"):
         prepare("xtd10", tmp_path, root=root, splits=("val",))
     assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob("*.summary.json"))  # nothing written
-
-
-def _assert_one_line_error(result, *fragments):
-    assert result.code != 0
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    assert "Traceback" not in result.err + result.out
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_cli_refuses_a_root_with_no_complete_split(run_cli, tmp_path):

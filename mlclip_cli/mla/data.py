@@ -161,13 +161,19 @@ def evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[
     image_ids = list(dict.fromkeys(val.image_id))
     row_of = {k: i for i, k in enumerate(keys)}
     index = {image_id: i for i, image_id in enumerate(image_ids)}
-    captions, caption_image = {}, {}
-    for language in languages:
-        rows = val[val.language == language]
-        if not rows.empty:
-            captions[language] = rows.caption.tolist()
-            caption_image[language] = rows.image_id.map(index).to_numpy()
+    captions, caption_image = _by_language(val, languages, val.image_id.map(index).to_numpy())
     return Validation(captions, caption_image, matrix[[row_of[i] for i in image_ids]])
+
+
+def _by_language(rows: pd.DataFrame, languages: list[str], gallery_row: np.ndarray):
+    """language -> its captions, and -> each caption's row in the gallery (image or English)."""
+    captions, where = {}, {}
+    for language in languages:
+        mine = (rows.language == language).to_numpy()
+        if mine.any():
+            captions[language] = rows.caption[mine].tolist()
+            where[language] = gallery_row[mine]
+    return captions, where
 
 
 def text_evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], encoder,
@@ -187,10 +193,5 @@ def text_evaluation_set(manifest: pd.DataFrame, manifest_path: Path, languages: 
     keys, matrix = load_features(folder, "text-en", encoder.image_identity)
     row_of = {k: i for i, k in enumerate(keys)}
     index = {pair: i for i, pair in enumerate(english.pair_id)}
-    captions, target = {}, {}
-    for language in languages:
-        mine = val[val.language == language]
-        if not mine.empty:
-            captions[language] = mine.caption.tolist()
-            target[language] = mine.pair_id.map(index).to_numpy()
+    captions, target = _by_language(val, languages, val.pair_id.map(index).to_numpy())
     return Validation(captions, target, matrix[[row_of[k] for k in english.sample_id]])
