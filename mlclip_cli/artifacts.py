@@ -152,5 +152,38 @@ def read_manifest(path: str | os.PathLike) -> pa.Table:
     return read_table(path, MANIFEST)
 
 
+STREAM_BATCH = 65_536  # manifest rows decoded at a time by scan_manifest
+
+
+def scan_manifest(path: str | os.PathLike, columns: list[str], where=None, batch_size: int = STREAM_BATCH):
+    """Stream a manifest's `columns` as record batches (pyarrow dataset, one batch in memory at a
+    time), optionally filtered by a pyarrow expression `where`: what reads a manifest larger than
+    memory. The schema is checked up front, as read_manifest checks a whole table."""
+    import pyarrow.dataset as ds
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such {MANIFEST.name} file")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    for name in columns:
+        if name not in schema.names:
+            raise ArtifactError(f"{path}: column '{name}' is missing ({MANIFEST.name} artifact)")
+        expected = MANIFEST.schema.field(name).type
+        if not schema.field(name).type.equals(expected):
+            raise ArtifactError(f"{path}: column '{name}' has type {schema.field(name).type}, expected {expected}")
+    dataset = ds.dataset(path, format="parquet")
+    yield from dataset.to_batches(columns=columns, filter=where, batch_size=batch_size,
+                                  batch_readahead=1, fragment_readahead=1)
+
+
+def count_manifest(path: str | os.PathLike, where=None) -> int:
+    import pyarrow.dataset as ds
+
+    return ds.dataset(Path(path), format="parquet").count_rows(filter=where)
+
+
 def manifest_from_rows(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MANIFEST.schema)

@@ -5,7 +5,8 @@ A feature folder holds shards `image-00000.parquet` (key = image_id) and
 identity, the preprocessing, the dtype and the L2-normalised flag in its metadata, and a
 `features.json` index written last. Shards are computed in a fixed order and a shard already on
 disk with the right metadata and keys is skipped: a killed run continues where it stopped and a
-finished one does nothing.
+finished one does nothing. The manifest is streamed (one record batch at a time), so memory does
+not grow with it; under torchrun the ranks share the shards.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import json
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +25,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlclip_cli.artifacts import ArtifactError, features_spec, read_manifest, read_metadata, read_table, write_table
+from mlclip_cli.artifacts import (ArtifactError, count_manifest, features_spec, read_metadata, read_table,
+                                  scan_manifest, write_table)
 from mlclip_cli.atomic import write_json
 from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.training import distributed
 
 SHARD_SIZE = 4096
 
@@ -58,22 +61,80 @@ class FeaturesResult:
 @dataclass(frozen=True)
 class _Job:
     name: str  # "image" or "text-<lang>"
-    keys: list[str]
-    inputs: list[str]  # image paths or captions
     language: str | None
+    rows: int  # keys in all
+    chunks: Callable[[int], Iterator[tuple[list[str], list[str]]]]  # shard size -> (keys, inputs) per shard, in order
+
+
+def _sliced(keys: list[str], inputs: list[str]):
+    return lambda size: ((keys[s:s + size], inputs[s:s + size]) for s in range(0, len(keys), size))
 
 
 def _jobs(manifest: pd.DataFrame, config: FeaturesConfig) -> list[_Job]:
+    """The jobs of rows already in memory."""
     jobs = []
     if config.images:
         images = manifest[manifest.image_path.notna()].drop_duplicates("image_id")
-        jobs.append(_Job("image", images.image_id.tolist(), images.image_path.tolist(), None))
+        jobs.append(_Job("image", None, len(images), _sliced(images.image_id.tolist(), images.image_path.tolist())))
     languages = sorted(manifest.language.unique()) if "all" in config.languages else list(config.languages)
     for language in languages:
         rows = manifest[manifest.language == language]
         if rows.empty:
             raise ArtifactError(f"{config.manifest}: no captions in language '{language}'")
-        jobs.append(_Job(f"text-{language}", rows.sample_id.tolist(), rows.caption.tolist(), language))
+        jobs.append(_Job(f"text-{language}", language, len(rows), _sliced(rows.sample_id.tolist(), rows.caption.tolist())))
+    return jobs
+
+
+def _streamed_jobs(config: FeaturesConfig) -> list[_Job]:
+    """The same jobs read from the manifest file a batch at a time: memory does not grow with it."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    in_split = ds.field("split") == config.split if config.split is not None else None
+    if config.split is not None and not count_manifest(config.manifest, in_split):
+        raise ArtifactError(f"{config.manifest}: no rows in split '{config.split}'")
+
+    def where(extra):
+        return extra if in_split is None else in_split & extra
+
+    def stream(columns, condition, keep_first: bool):
+        def chunks(size: int):
+            seen: set[str] = set()
+            keys: list[str] = []
+            inputs: list[str] = []
+            for batch in scan_manifest(config.manifest, columns, condition):
+                for key, item in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                    if keep_first:  # an image appears once per caption: keep its first row
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                    keys.append(key)
+                    inputs.append(item)
+                    if len(keys) == size:
+                        yield keys, inputs
+                        keys, inputs = [], []
+            if keys:
+                yield keys, inputs
+        return chunks
+
+    jobs = []
+    if config.images:
+        has_image = where(ds.field("image_path").is_valid())
+        count = len(set().union(*(set(b.column(0).to_pylist()) for b in scan_manifest(config.manifest, ["image_id"], has_image))))
+        jobs.append(_Job("image", None, count, stream(["image_id", "image_path"], has_image, True)))
+    if "all" in config.languages:
+        found: set[str] = set()
+        for batch in scan_manifest(config.manifest, ["language"], in_split):
+            found.update(pc.unique(batch.column(0)).to_pylist())
+        languages = sorted(found)
+    else:
+        languages = list(config.languages)
+    for language in languages:
+        mine = where(ds.field("language") == language)
+        count = count_manifest(config.manifest, mine)
+        if not count:
+            raise ArtifactError(f"{config.manifest}: no captions in language '{language}'")
+        jobs.append(_Job(f"text-{language}", language, count, stream(["sample_id", "caption"], mine, False)))
     return jobs
 
 
@@ -137,14 +198,16 @@ def _encode_texts(encoder: FrozenClip, texts: list[str], language: str, batch_si
 def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
                      progress: Callable[[str, int, int], None] | None = None,
                      manifest: pd.DataFrame | None = None) -> FeaturesResult:
-    """`manifest`: the rows of config.manifest when the caller has read them already."""
-    if manifest is None:
-        manifest = read_manifest(config.manifest).to_pandas()
-    if config.split is not None:
+    """`manifest`: the rows of config.manifest when the caller has read them already; otherwise
+    the manifest is streamed. Under torchrun each rank computes the shards numbered rank, rank +
+    N, ... (counted over all parts) and rank 0 writes features.json once all are on disk."""
+    runtime = distributed.current(config.device)
+    if manifest is not None and config.split is not None:
         manifest = manifest[manifest.split == config.split]
         if manifest.empty:
             raise ArtifactError(f"{config.manifest}: no rows in split '{config.split}'")
-    encoder = encoder or load_encoder(config.model, config.device)
+    jobs = _jobs(manifest, config) if manifest is not None else _streamed_jobs(config)
+    encoder = encoder or load_encoder(config.model, str(runtime.device))
     spec = features_spec(config.dtype)
     folder = Path(config.out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,11 +217,15 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
         earlier = json.loads((folder / "features.json").read_text(encoding="utf-8"))
         if {k: earlier[k] for k in ("manifest", "split", "dtype")} == {k: index[k] for k in ("manifest", "split", "dtype")}:
             index["parts"] = dict(earlier["parts"])
-    for job in _jobs(manifest, config):
-        shards = range(0, len(job.keys), config.shard_size)
-        for number, start in enumerate(shards):
-            keys = job.keys[start:start + config.shard_size]
-            inputs = job.inputs[start:start + config.shard_size]
+    dealt = 0  # shards dealt out so far, over all parts: rank r computes those with dealt % N == r
+    for job in jobs:
+        shards = 0
+        for number, (keys, inputs) in enumerate(job.chunks(config.shard_size)):
+            shards += 1
+            dealt += 1
+            start = number * config.shard_size
+            if (dealt - 1) % runtime.world_size != runtime.rank:  # another rank's shard
+                continue
             path = folder / f"{job.name}-{number:05d}.parquet"
             meta = _metadata(encoder, job, config, len(keys)) | {"inputs": _inputs_digest(job, inputs)}
             if _shard_is_complete(path, meta, keys[0], keys[-1]):
@@ -166,7 +233,7 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
             else:
                 def done(count: int, start=start, job=job) -> None:
                     if progress:
-                        progress(job.name, start + count, len(job.keys))
+                        progress(job.name, start + count, job.rows)
 
                 vectors = (_encode_images(encoder, inputs, config.batch_size, done) if job.language is None
                            else _encode_texts(encoder, inputs, job.language, config.text_batch_size, done))
@@ -175,11 +242,14 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
                 write_table(table, path, spec, metadata=meta)
                 result.shards_written += 1
             if progress:
-                progress(job.name, min(start + config.shard_size, len(job.keys)), len(job.keys))
-        result.counts[job.name] = len(job.keys)
-        index["parts"][job.name] = {"rows": len(job.keys), "shards": len(shards),
+                progress(job.name, min(start + config.shard_size, job.rows), job.rows)
+        result.counts[job.name] = job.rows
+        index["parts"][job.name] = {"rows": job.rows, "shards": shards,
                                     "identity": _metadata(encoder, job, config, 0)["identity"]}
-    write_json(folder / "features.json", index)
+    distributed.barrier()  # every rank's shards are on disk
+    if runtime.is_main:
+        write_json(folder / "features.json", index)
+    distributed.barrier()  # nobody reads the folder before its index is there
     return result
 
 

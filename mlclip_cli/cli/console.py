@@ -2,7 +2,10 @@
 
 from rich.console import Console
 
-out = Console()
+import os
+
+# Under torchrun only rank 0 prints progress and results (errors print on every rank).
+out = Console(quiet=os.environ.get("RANK", "0") != "0")
 err = Console(stderr=True, soft_wrap=True)
 
 

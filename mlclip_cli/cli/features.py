@@ -70,7 +70,7 @@ default) with the frozen text tower, into sharded Parquet feature files keyed by
 sample_id, with the model identity and preprocessing recorded so a mismatch is caught on read.
 
 Resumable: a killed run continues where it stopped; rerunning a finished one does nothing.
-Uses the GPU when there is one.
+Uses the GPU when there is one; under torchrun (one process per GPU) the ranks share the shards.
 
 Output: WORKSPACE/features/<manifest>/<split>/<model>/ unless --out is given.
 
@@ -84,6 +84,8 @@ def features(
     langs: str = typer.Option("en", "--langs", help="Caption languages to encode: en (teacher), a list, or all."),
     split: str = typer.Option(None, "--split", help="Only this split (default: every row)."),
     dtype: str = typer.Option("float16", "--dtype", help="float16 or float32."),
+    shard_size: int = typer.Option(4096, "--shard-size", min=1, help="Rows per shard file (the unit a restart skips "
+                                   "and torchrun ranks share)."),
     out_dir: Path = typer.Option(None, "--out", help="Feature folder."),
     no_images: bool = typer.Option(False, "--no-images", help="Skip the images."),
     fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
@@ -92,13 +94,17 @@ def features(
     from mlclip_cli.encoders import load_encoder
     from mlclip_cli.features import FeaturesConfig, compute_features
 
+    from mlclip_cli.training import distributed
+
     path = ctx.obj.find_manifest(manifest)
-    encoder = load_encoder(model, fallback=fallback)
-    folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.cache_key)
-    config = FeaturesConfig(manifest=path, out=folder, model=model, languages=_langs(langs), split=split,
-                            images=not no_images, dtype=dtype)
-    with progress_bar() as bar:
-        result = compute_features(config, encoder=encoder, progress=progress_callback(bar))
+    with distributed.session() as runtime:  # under torchrun: one rank per device, shards shared
+        encoder = load_encoder(model, str(runtime.device), fallback=fallback)
+        folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.cache_key)
+        config = FeaturesConfig(manifest=path, out=folder, model=model, languages=_langs(langs), split=split,
+                                images=not no_images, dtype=dtype, device=str(runtime.device),
+                                shard_size=shard_size)
+        with progress_bar() as bar:
+            result = compute_features(config, encoder=encoder, progress=progress_callback(bar))
     for part, rows in result.counts.items():
         out.print(f"{part}: {rows} rows")
     out.print(f"shards written {result.shards_written}, already there {result.shards_skipped} -> {result.folder}")

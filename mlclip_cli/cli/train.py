@@ -29,8 +29,12 @@ LE_LOSS_HELP = "LE's objective: nce (image-text InfoNCE, the paper's) or mse (to
 MAX_PAIRS_HELP = "Train on at most N captions per language, drawn with --seed (low-resource runs: Table 7)."
 
 
+GRAD_ACCUM_HELP = ("Split each process's share of a batch into N micro-batches (less memory, the same loss: "
+                   "InfoNCE keeps every negative of the batch).")
+
+
 def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss="mse", le_loss="nce",
-          text_teacher=False):
+          text_teacher=False, grad_accum=1):
     from dataclasses import replace
 
     from mlclip_cli.mla.train import TEXT_BATCH, TEXT_NLT, LoopConfig, check_losses
@@ -38,7 +42,7 @@ def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_eve
     if batch_size is None:
         batch_size = TEXT_BATCH if text_teacher else 128
     loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every, nlt_loss=nlt_loss,
-                      le_loss=le_loss)
+                      le_loss=le_loss, grad_accum=grad_accum)
     if text_teacher:
         loop = replace(loop, nlt=TEXT_NLT)
     check_losses(loop)
@@ -149,6 +153,7 @@ def train(
     features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder to read instead of the cache."),
     seed: int = typer.Option(0, "--seed"),
     eval_every: int = typer.Option(1000, "--eval-every", min=1, help="Steps between validations (and at the end of each stage)."),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help=GRAD_ACCUM_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
 ) -> None:
     from mlclip_cli.methods import get_method
@@ -162,7 +167,7 @@ def train(
     check_acquirer(acquirer)
     model = _base_model(model, teacher)
     loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
-                 text_teacher=teacher is not None)
+                 text_teacher=teacher is not None, grad_accum=grad_accum)
     if teacher is not None and embedding_init is None:
         embedding_init = CLIP_INIT  # real text: each row starts from the teacher's own rows of its text
     vocab_size = vocab_size or (TEXT_VOCAB if teacher is not None else 4000)
@@ -216,6 +221,7 @@ def extend(
     features_dir: Path = typer.Option(None, "--features", help="An already computed feature folder."),
     seed: int = typer.Option(0, "--seed"),
     eval_every: int = typer.Option(1000, "--eval-every", min=1),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1, help=GRAD_ACCUM_HELP),
     replace: bool = typer.Option(False, "--replace", help="Train again a language that already has a pack."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished extend of this language."),
 ) -> None:
@@ -245,7 +251,7 @@ def extend(
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
         resume=resume, replace=replace, max_pairs=max_pairs,
         loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
-                   text_teacher=_text_base(folder)),
+                   text_teacher=_text_base(folder), grad_accum=grad_accum),
     )
     _summary(_run_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
 

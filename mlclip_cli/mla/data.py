@@ -46,6 +46,16 @@ class PairData:
     def __len__(self) -> int:
         return len(self.captions)
 
+    # What a training step reads (a streamed data set answers the same three from disk).
+    def captions_of(self, rows: np.ndarray) -> list[str]:
+        return [self.captions[r] for r in rows]
+
+    def teacher_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.teacher[rows]
+
+    def image_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.image[rows]
+
     def batch(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """Row indices of batch `step`: distinct images in a seeded per-epoch order, one random
         caption of each. A function of (seed, step) only, so a resumed run sees the same batches."""

@@ -20,6 +20,7 @@ from mlclip_cli.mla.data import PairData, evaluation_set, load_pairs
 from mlclip_cli.mla.model import MlaTextEncoder, check_acquirer
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
 from mlclip_cli.atomic import atomic_path
+from mlclip_cli.training import distributed
 from mlclip_cli.mla.train import (LoopConfig, LoopResult, check_losses, check_resumable, clear_state, parse_stages,
                                   run_stages)
 
@@ -242,6 +243,12 @@ def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra:
 
 def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | None = None,
               on_step=None, on_eval=None) -> MlaResult:
+    """One process, or every rank of a torchrun launch (rank 0 writes the extension)."""
+    with distributed.session(config.device) as runtime:
+        return _train_mla(config, runtime, progress, on_step, on_eval)
+
+
+def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaResult:
     languages = _check_languages(config.languages)
     _check_options(config)
     out = Path(config.out)
@@ -253,20 +260,24 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
     manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
-    base = _base(config.model, config.device)
+    base = _base(config.model, str(runtime.device))
     _check_base(base, need_images, config.model)
     data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
                                config.features_root, config.features_dir, progress)
     data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
     saved_tokenizer = state_dir / "tokenizer.json"
-    if config.resume and saved_tokenizer.is_file():  # the same tokenizer the run started with
-        tokenizer = TextTokenizer.from_file(saved_tokenizer)
-    elif config.max_pairs is not None:  # low-resource: the tokenizer sees only the pairs trained on
-        tokenizer = _train_tokenizer(config, pd.DataFrame({"language": data.languages, "caption": data.captions}))
-    else:
-        rows = manifest[manifest.language.isin(languages)]
-        rows = rows[rows.split == summary["split"]] if summary["split"] != "all" else rows
-        tokenizer = _train_tokenizer(config, rows)
+    if not (config.resume and saved_tokenizer.is_file()):  # a resumed run uses the tokenizer it started with
+        if runtime.is_main:  # learnt once, read by every rank
+            if config.max_pairs is not None:  # low-resource: the tokenizer sees only the pairs trained on
+                learnt = _train_tokenizer(config, pd.DataFrame({"language": data.languages, "caption": data.captions}))
+            else:
+                rows = manifest[manifest.language.isin(languages)]
+                rows = rows[rows.split == summary["split"]] if summary["split"] != "all" else rows
+                learnt = _train_tokenizer(config, rows)
+            with atomic_path(saved_tokenizer) as tmp:
+                tmp.write_text(learnt.to_json(), encoding="utf-8")
+        distributed.barrier()
+    tokenizer = TextTokenizer.from_file(saved_tokenizer)
     encoder = MlaTextEncoder(base.clip.model, tokenizer.vocab_size, hidden=config.hidden, acquirer=config.acquirer)
     init_rows = _init_shared(encoder, tokenizer, base, config.embedding_init)
     tokenizers, notes = {}, {}
@@ -275,22 +286,21 @@ def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | Non
         tokenizers[language] = tokenizer
         notes[language] = "shared vocabulary"
     encoder.to(base.device)
-    if not saved_tokenizer.is_file():  # a resumed run must find the tokenizer it started with
-        with atomic_path(saved_tokenizer) as tmp:
-            tmp.write_text(tokenizer.to_json(), encoding="utf-8")
     validation = evaluation_set(manifest, config.manifest, languages, base, config.features_root, progress)
     loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
                       {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
                        "hidden": encoder.hidden, **_new_options(config, encoder.acquirer)},
                       validation, base.device, config.resume, on_step, on_eval)
-    tokenizer_sha, shared_sha = packs.write_shared(out, encoder, tokenizer)
-    info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha, init_rows)
     cards = {}
-    for language in languages:
-        card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden, encoder.acquirer)
-        cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
-    packs.write_extension_index(out, info)  # last: from now on the folder is an extension
-    clear_state(state_dir)
+    if runtime.is_main:
+        tokenizer_sha, shared_sha = packs.write_shared(out, encoder, tokenizer)
+        info = _extension_info(config, base, encoder, tokenizer_sha, shared_sha, init_rows)
+        for language in languages:
+            card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden, encoder.acquirer)
+            cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
+        packs.write_extension_index(out, info)  # last: from now on the folder is an extension
+        clear_state(state_dir)
+    distributed.barrier()
     return MlaResult(out, languages, loop, cards, summary, notes, not base.has_images)
 
 
@@ -332,6 +342,12 @@ def open_extension(folder: Path, device: str | None = None, languages: list[str]
 
 
 def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> MlaResult:
+    """One process, or every rank of a torchrun launch (rank 0 writes the pack)."""
+    with distributed.session(config.device) as runtime:
+        return _extend_mla(config, runtime, progress, on_step, on_eval)
+
+
+def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaResult:
     languages = _check_languages(config.languages)
     if len(languages) != 1:
         raise MlclipError("extend adds one language at a time (--lang ko)")
@@ -347,7 +363,7 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
     if config.acquirer not in ("mlp", kind):  # the new pack is always of the extension's own kind
         raise MlclipError(f"{out} has acquirers of kind '{kind}'; a pack added to it has them too, not '{config.acquirer}'")
     others = [lang for lang in extension.languages if lang != language]
-    extension, base, encoder, tokenizers, shared = open_extension(out, config.device, others)
+    extension, base, encoder, tokenizers, shared = open_extension(out, str(runtime.device), others)
     encoder.requires_grad_(False)  # the shared block and the other packs stay exactly as they are
     manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
@@ -379,6 +395,9 @@ def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> 
                        **_new_options(config, encoder.acquirer)},
                       validation, base.device, config.resume, on_step, on_eval)
     card = _card(config, language, loop, summary, added, note, encoder.hidden, encoder.acquirer)
-    written = packs.write_pack(out, extension.info, language, pack, own, card)
-    clear_state(state_dir)
-    return MlaResult(out, [language], loop, {language: written}, summary, {language: note}, not base.has_images)
+    cards = {}
+    if runtime.is_main:
+        cards[language] = packs.write_pack(out, extension.info, language, pack, own, card)
+        clear_state(state_dir)
+    distributed.barrier()
+    return MlaResult(out, [language], loop, cards, summary, {language: note}, not base.has_images)

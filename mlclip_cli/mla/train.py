@@ -8,6 +8,13 @@ Each stage's objective can be swapped for the paper's Table 9 ablation (`LoopCon
 captions go through its own pack. Trainer state (trainable weights + AdamW moments, safetensors)
 is saved every `checkpoint_every` steps, and batches are a function of (seed, stage, step), so a
 resumed run ends with the same weights as an uninterrupted one.
+
+Under torchrun each step's global batch is split across the ranks, each rank embeds its share,
+the shares are gathered (with gradients) and every rank computes the loss of the whole batch, so
+N processes train the same weights as one process with the same --batch-size. `grad_accum` splits
+each rank's share into micro-batches without changing the loss: the other micro-batches'
+embeddings are computed once without gradients and stand in for them (InfoNCE keeps every
+negative of the global batch).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from mlclip_cli.metrics import retrieval_metrics
 from mlclip_cli.mla.data import PairData, Validation
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
+from mlclip_cli.training import distributed
 from mlclip_cli.training.checkpoint import load_trainer_state, save_trainer_state
 from mlclip_cli.training.pretrain import attention_kernel
 
@@ -36,7 +44,7 @@ STAGE_CHOICES = ("nlt", "le", "nlt+le", "nlt,le", "nlt,nlt+le")
 LOSS_CHOICES = ("mse", "nce")
 # Loop settings added after the first release: left out of the resume fingerprint at their
 # defaults, so an unfinished run of an older version still resumes.
-_LATER_DEFAULTS = {"nlt_loss": "mse", "le_loss": "nce"}
+_LATER_DEFAULTS = {"nlt_loss": "mse", "le_loss": "nce", "grad_accum": 1}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class LoopConfig:
     checkpoint_every: int = 200
     nlt_loss: str = "mse"  # NLT's objective: mse (the paper's) or nce (InfoNCE to the batch's teacher embeddings)
     le_loss: str = "nce"  # LE's objective: nce (the paper's) or mse (squared distance to its own image's feature)
+    grad_accum: int = 1  # micro-batches per rank and step (the same loss: see the module's docstring)
 
 
 @dataclass
@@ -153,7 +162,7 @@ def losses_for(student: torch.Tensor, rows: np.ndarray, data: PairData, losses: 
     student = F.normalize(student, dim=-1)
     total = student.new_zeros(())
     if "nlt" in losses:
-        teacher = torch.from_numpy(data.teacher[rows]).to(device)
+        teacher = torch.from_numpy(data.teacher_of(rows)).to(device)
         if nlt_loss == "mse":  # squared distance to the frozen teacher's (normalised) English embedding
             total = total + (student - teacher).pow(2).sum(-1).mean()
         elif nlt_loss == "nce":  # symmetric InfoNCE against the batch's teacher embeddings
@@ -161,7 +170,7 @@ def losses_for(student: torch.Tensor, rows: np.ndarray, data: PairData, losses: 
         else:
             raise MlclipError(f"unknown --nlt-loss '{nlt_loss}' (choose {', '.join(LOSS_CHOICES)})")
     if "le" in losses:
-        image = torch.from_numpy(data.image[rows]).to(device)
+        image = torch.from_numpy(data.image_of(rows)).to(device)
         if le_loss == "nce":  # symmetric InfoNCE against frozen image features, negatives = the batch
             total = total + _info_nce(student, image, tau)
         elif le_loss == "mse":  # squared distance to its own image's (normalised) feature
@@ -221,6 +230,13 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
         stage_index, start_step = int(saved["stage"]), int(saved["step"])
         result.history = saved.get("history", [])
         result.resumed_from = f"stage {stage_index + 1} step {start_step}"
+    runtime = distributed.current(str(device))
+    if config.batch_size < runtime.world_size * max(1, config.grad_accum):
+        raise MlclipError(f"--batch-size {config.batch_size} is smaller than processes x --grad-accum "
+                          f"({runtime.world_size} x {config.grad_accum})")
+    student = _Student(encoder, tokenizers, device)
+    ddp_student = distributed.wrap(student, runtime, find_unused_parameters=True)  # a rank may lack a language
+    distributed.seed(config.seed, runtime)
     began = time.perf_counter()
     trainable.train()
     for index in range(stage_index, len(stages)):
@@ -238,36 +254,73 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, schedule)
             rows = data.batch(step, config.batch_size, config.seed * 1000 + index)
-            with attention_kernel(device):
-                student = encode_grouped(encoder, tokenizers, [data.captions[r] for r in rows],
-                                         data.languages[rows], device)
-                loss = losses_for(student, rows, data, losses, config.tau, device, config.nlt_loss, config.le_loss)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with attention_kernel(device):
+                loss = _step_loss(student, ddp_student, data, rows, losses, config, device, runtime)
             optimizer.step()
-            window.append(loss.item())
+            window.append(loss)
             result.steps += 1
             if on_step:
                 on_step(name, step + 1, schedule.steps, window[-1])
             last = step + 1 == schedule.steps
-            if validation is not None and ((step + 1) % config.eval_every == 0 or last):
+            if validation is not None and runtime.is_main and ((step + 1) % config.eval_every == 0 or last):
                 result.val = validate(encoder, tokenizers, validation, device)
                 if on_eval:
                     on_eval(name, step + 1, result.val)
             if (step + 1) % config.checkpoint_every == 0 and not last:
                 result.history.append([name, step + 1, float(np.mean(window))])
                 window = []
-                save_trainer_state(trainable, optimizer, state_dir, {
-                    "stage": index, "step": step + 1, "history": result.history, "fingerprint": print_key})
+                if runtime.is_main:
+                    save_trainer_state(trainable, optimizer, state_dir, {
+                        "stage": index, "step": step + 1, "history": result.history, "fingerprint": print_key})
         if window:
             result.history.append([name, schedule.steps, float(np.mean(window))])
-        if index + 1 < len(stages):  # the next stage starts from these weights with a fresh optimiser
+        if index + 1 < len(stages) and runtime.is_main:  # the next stage starts from these weights, a fresh optimiser
             save_trainer_state(trainable, _optimizer(trainable, schedule, config), state_dir, {
                 "stage": index + 1, "step": 0, "history": result.history, "fingerprint": print_key})
     result.seconds = time.perf_counter() - began
-    if validation is not None and not result.val:
+    if validation is not None and not result.val and runtime.is_main:
         result.val = validate(encoder, tokenizers, validation, device)
+    distributed.barrier()  # every rank has finished before rank 0 writes the packs
     return result
+
+
+class _Student(torch.nn.Module):
+    """A (micro-)batch's captions -> embeddings in one forward, so DDP sees one forward per backward."""
+
+    def __init__(self, encoder: MlaTextEncoder, tokenizers: dict[str, TextTokenizer], device: torch.device):
+        super().__init__()
+        self.encoder, self.tokenizers, self.device = encoder, tokenizers, device
+
+    def forward(self, captions: list[str], languages: np.ndarray) -> torch.Tensor:
+        with distributed.autocast(self.device):
+            return encode_grouped(self.encoder, self.tokenizers, captions, languages, self.device).float()
+
+
+def _step_loss(student: _Student, ddp_student: torch.nn.Module, data: PairData, rows: np.ndarray,
+               losses: tuple[str, ...], config: LoopConfig, device: torch.device, runtime) -> float:
+    """Back-propagate the loss of the global batch `rows` (this rank embeds its share); its value."""
+    mine, sizes = distributed.local_part(rows, runtime)
+    micro = np.array_split(mine, max(1, min(config.grad_accum, min(sizes))))  # the same count on every rank
+
+    def loss_of(pieces: list[torch.Tensor]) -> torch.Tensor:
+        full = distributed.gather_rows(torch.cat(pieces), sizes, runtime)
+        return losses_for(full, rows, data, losses, config.tau, device, config.nlt_loss, config.le_loss)
+
+    def embed(module, part: np.ndarray) -> torch.Tensor:
+        return module(data.captions_of(part), data.languages[part])
+
+    if len(micro) == 1:
+        loss = loss_of([embed(ddp_student, mine)])
+        loss.backward()
+        return loss.item()
+    with torch.no_grad():
+        cached = [embed(student, part) for part in micro]
+    for i, part in enumerate(micro):
+        with distributed.no_sync(ddp_student) if i + 1 < len(micro) else contextlib.nullcontext():
+            loss = loss_of(cached[:i] + [embed(ddp_student, part)] + cached[i + 1:])
+            loss.backward()  # d(loss)/d(this micro-batch): summed over micro-batches, the full gradient
+    return loss.item()
 
 
 def check_resumable(state_dir: Path, resume: bool, where: Path) -> None:
