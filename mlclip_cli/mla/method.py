@@ -15,7 +15,7 @@ import torch
 
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla import packs
+from mlclip_cli.mla import packs, stream
 from mlclip_cli.mla.data import PairData, evaluation_set, load_pairs
 from mlclip_cli.mla.model import MlaTextEncoder, check_acquirer
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
@@ -207,14 +207,42 @@ def _new_options(config: MlaConfig, acquirer: str) -> dict:
     return extra
 
 
-def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame) -> TextTokenizer:
+def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame | None, split: str = "all") -> TextTokenizer:
+    """From `rows` in memory, or (None) from the manifest's `split`, reading only the sampled captions."""
     if config.tokenizer:
         return load_tokenizer(config.tokenizer)
     texts = []
     for language in config.languages:
+        if rows is None:
+            texts += stream.sample_captions(config.manifest, language, split, TOKENIZER_SAMPLE)
+            continue
         captions = rows[rows.language == language].caption
         texts += captions.sample(min(TOKENIZER_SAMPLE, len(captions)), random_state=0).tolist()
     return train_bpe(texts, config.vocab_size)
+
+
+def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool, need_images: bool, base, progress):
+    """load_pairs' rows and checks, with the manifest and the features left on disk."""
+    from mlclip_cli.features import FeaturesConfig, compute_features
+    from mlclip_cli.mla.data import feature_folder
+
+    counts = stream.split_counts(config.manifest)
+    split = config.split or ("train" if (counts.split == "train").any() else "all")
+    rows = counts if split == "all" else counts[counts.split == split]
+    if rows.empty:
+        raise MlclipError(f"{config.manifest}: no rows in split '{split}'")
+    for language in languages:
+        if not (rows.language == language).any():
+            raise MlclipError(f"{config.manifest}: no {split} rows in language '{language}' "
+                              f"(it has {', '.join(sorted(rows.language.unique()))})")
+    folder = Path(config.features_dir) if config.features_dir else feature_folder(
+        config.features_root, config.manifest, split, base.image_identity)
+    if config.features_dir is None:
+        compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=("en",) if need_teacher else (),
+                                        split=None if split == "all" else split, images=need_images),
+                         encoder=base, progress=progress)
+    return stream.stream_pairs(config.manifest, languages, split, need_teacher, need_images, folder,
+                               base.image_identity, base.preprocess_description if need_images else None)
 
 
 def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[str], allowed: bool) -> tuple[TextTokenizer | None, int, str]:
@@ -257,23 +285,25 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
                           "or choose another --out")
     state_dir = out / "state"
     check_resumable(state_dir, config.resume, out)
-    manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
     base = _base(config.model, str(runtime.device))
     _check_base(base, need_images, config.model)
-    data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
-                               config.features_root, config.features_dir, progress)
-    data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
+    if config.max_pairs is None:  # streamed: memory does not grow with the manifest
+        manifest = None
+        data, summary = _streamed_pairs(config, languages, need_teacher, need_images, base, progress)
+    else:  # low-resource runs are small: the in-memory rows
+        manifest = read_manifest(config.manifest).to_pandas()
+        data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
+                                   config.features_root, config.features_dir, progress)
+        data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
     saved_tokenizer = state_dir / "tokenizer.json"
     if not (config.resume and saved_tokenizer.is_file()):  # a resumed run uses the tokenizer it started with
         if runtime.is_main:  # learnt once, read by every rank
             if config.max_pairs is not None:  # low-resource: the tokenizer sees only the pairs trained on
                 learnt = _train_tokenizer(config, pd.DataFrame({"language": data.languages, "caption": data.captions}))
             else:
-                rows = manifest[manifest.language.isin(languages)]
-                rows = rows[rows.split == summary["split"]] if summary["split"] != "all" else rows
-                learnt = _train_tokenizer(config, rows)
+                learnt = _train_tokenizer(config, None, summary["split"])
             with atomic_path(saved_tokenizer) as tmp:
                 tmp.write_text(learnt.to_json(), encoding="utf-8")
         distributed.barrier()
@@ -286,7 +316,8 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
         tokenizers[language] = tokenizer
         notes[language] = "shared vocabulary"
     encoder.to(base.device)
-    validation = evaluation_set(manifest, config.manifest, languages, base, config.features_root, progress)
+    val_rows = stream.read_split(config.manifest, "val") if manifest is None else manifest
+    validation = evaluation_set(val_rows, config.manifest, languages, base, config.features_root, progress)
     loop = run_stages(encoder, encoder, tokenizers, data, config.loop, state_dir,
                       {"languages": languages, "manifest": summary, "tokenizer": tokenizer.sha256(),
                        "hidden": encoder.hidden, **_new_options(config, encoder.acquirer)},
