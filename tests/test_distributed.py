@@ -110,3 +110,20 @@ def test_two_ranks_extract_the_features_one_does_and_a_restart_skips_them(world,
         np.testing.assert_array_equal(matrix_one, matrix_two)
     again = _torchrun(world, tmp_path, *args)
     assert "shards written 0" in again.stdout  # a finished folder: every rank skips its shards
+
+
+def test_two_gloo_processes_run_the_continual_sequence_of_one(world, tmp_path, run_cli):
+    """CLL-CLIP + TEIR over en -> de: the grown token table and its usage counts of two processes."""
+    common = ("--order", "en,de", "--teir", "--steps", "6", "--batch-size", "16", "--data", str(world["manifest"]),
+              "--model", world["model"])
+    one = tmp_path / "one"
+    result = run_cli("continual", "--out", str(one), *common)
+    assert result.code == 0, result.err
+    two = tmp_path / "two"
+    _torchrun(world, tmp_path, "continual", "--out", str(two), *common)
+    a = load_file(one / "extension" / "weights.safetensors")
+    b = load_file(two / "extension" / "weights.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) <= TOLERANCE
+    assert torch.equal(load_file(one / "extension" / "usage.safetensors")["usage"],
+                       load_file(two / "extension" / "usage.safetensors")["usage"])

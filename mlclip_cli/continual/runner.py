@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.atomic import write_json
 from mlclip_cli.continual import snapshot
+from mlclip_cli.training import distributed
 from mlclip_cli.continual.learners import Batch, Learner, Settings, get_learner
 from mlclip_cli.continual.model import ContinualTextEncoder
 from mlclip_cli.continual.scores import METRICS, plot_aa_f, plot_heatmap, sequence_summary
@@ -214,6 +215,8 @@ class _Run:
                                    scale, self.usage)
         warm = max(1, int(loop.warmup * steps))
         seed = loop.seed * 1000 + task
+        runtime = distributed.current(str(self.device))
+        ddp_student = distributed.wrap(_Student(self), runtime, find_unused_parameters=True)
         losses = []
         for step in range(steps):
             factor = min(1.0, (step + 1) / warm)
@@ -223,10 +226,13 @@ class _Run:
             extra = self.learner.replay(step, loop.batch_size, seed)
             if extra is not None:
                 batch = batch.cat(extra)
+            mine, sizes = distributed.local_part(np.arange(len(batch)), runtime)
+            local = batch.take(mine) if runtime.distributed else batch
             with attention_kernel(self.device):
-                student = self.encode(batch)
-                loss = task_loss(student, batch, self.encoder.temperature(), loop)
-                penalty = self.learner.penalty(self.encoder, batch, student, self.encode)
+                student, temperature = ddp_student(local)
+                # every rank: the loss of the whole global batch (shares gathered with gradients)
+                loss = task_loss(distributed.gather_rows(student, sizes, runtime), batch, temperature, loop)
+                penalty = self.learner.penalty(self.encoder, local, student, self.encode)  # a per-rank mean
                 if penalty is not None:
                     loss = loss + penalty
             optimizer.zero_grad(set_to_none=True)
@@ -277,6 +283,19 @@ class _Run:
         self.encoder.load_state_dict(state.weights)
         self.usage = state.usage.clone()
         self.learner.load_state(state.learner_tensors, state.learner_info)
+
+
+class _Student(torch.nn.Module):
+    """A batch -> (embeddings, temperature) in one forward, so DDP sees every trained parameter used."""
+
+    def __init__(self, run: _Run):
+        super().__init__()
+        self.encoder = run.encoder
+        self._run = [run]  # not a submodule
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        with distributed.autocast(self._run[0].device):
+            return self._run[0].encode(batch).float(), self.encoder.temperature()
 
 
 class _WithTable(torch.nn.Module):
@@ -331,7 +350,8 @@ def run_continual(config: ContinualConfig, progress: Callable | None = None, on_
             state = "a finished" if done == total else f"an unfinished ({done} of {total} languages)"
             raise MlclipError(f"{config.out} holds {state} run of these settings; pass --resume to "
                               f"{'reuse' if done == total else 'continue'} it, or choose another --out")
-    return _sequence(config, learner, order, state_dir, saved, progress, on_step, on_task)
+    with distributed.session(config.device):  # one process, or every rank of a torchrun launch
+        return _sequence(config, learner, order, state_dir, saved, progress, on_step, on_task)
 
 
 @dataclass(frozen=True)
@@ -372,7 +392,8 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
         split_han=info.get("split_han", False),
         split=config.split, resume=True, device=config.device)
-    return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task)
+    with distributed.session(config.device):
+        return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task)
 
 
 def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state_dir: Path,
@@ -391,7 +412,8 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
         if missing:
             raise MlclipError(f"{config.test_manifest}: no {config.test_split} rows in {', '.join(missing)}")
     torch.manual_seed(config.loop.seed)
-    base = FrozenClip.load(config.model, config.device)
+    runtime = distributed.current(config.device)
+    base = FrozenClip.load(config.model, str(runtime.device))
     vocabulary = vocabulary_for(base.clip, config.split_han, saved.vocabulary_json if saved else None)
     run = _Run(config, learner, base, vocabulary)
     records = [TaskRecord(**task) for task in saved.record["tasks"]] if saved else []
@@ -429,16 +451,20 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
             run.usage[run.used_rows(corpus[language])] += 1
         learner.end_task(run.encoder, data, languages, task, run.gradient_of(data, task))
         seen = order[:order.index(languages[-1]) + 1]
-        record = TaskRecord(languages, steps, 0.0, new_tokens, notes, run.evaluate(test, seen), loss)
+        scores = run.evaluate(test, seen) if runtime.is_main else {}
+        record = TaskRecord(languages, steps, 0.0, new_tokens, notes, scores, loss)
         record.seconds = time.perf_counter() - began
         seconds += record.seconds
         records.append(record)
-        _write_state(config, run, learner, seen, records, seconds, state_dir, split)
-        if config.keep_steps:
-            snapshot.keep_copy(state_dir, state_dir.parent / "steps" / f"{task + 1:02d}-{_task_name(languages)}")
+        if runtime.is_main:
+            _write_state(config, run, learner, seen, records, seconds, state_dir, split)
+            if config.keep_steps:
+                snapshot.keep_copy(state_dir, state_dir.parent / "steps" / f"{task + 1:02d}-{_task_name(languages)}")
+        distributed.barrier()
         if on_task:
             on_task(task, record)
-    return _finish(config, run, learner, order, records, seconds, resumed_from, state_dir, test is not None)
+    return _finish(config, run, learner, order, records, seconds, resumed_from, state_dir,
+                   test is not None and runtime.is_main)
 
 
 def _task_name(languages: list[str]) -> str:

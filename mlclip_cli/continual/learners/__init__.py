@@ -28,6 +28,12 @@ class Batch:
     def __len__(self) -> int:
         return len(self.captions)
 
+    def take(self, rows: np.ndarray) -> "Batch":
+        """These rows of the batch (a rank's share under torchrun)."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        return Batch([self.captions[i] for i in rows], self.languages[rows], self.teacher[index.to(self.teacher.device)],
+                     None if self.image is None else self.image[index.to(self.image.device)], self.image_ids[rows])
+
     def cat(self, other: "Batch") -> "Batch":
         return Batch(self.captions + other.captions, np.concatenate([self.languages, other.languages]),
                      torch.cat([self.teacher, other.teacher]), torch.cat([self.image, other.image]),
