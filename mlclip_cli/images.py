@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tarfile
 from pathlib import Path
 
@@ -13,17 +14,25 @@ from mlclip_cli.errors import MlclipError
 TAR_SEPARATOR = "::"
 
 
+@functools.lru_cache(maxsize=4)
+def _open_shard(tar_path: str) -> tarfile.TarFile:
+    """An open shard with its member index read once: a shard's images are read in one pass over
+    it, not one scan of the archive per image (a few shards stay open: rows come shard by shard)."""
+    tar = tarfile.open(tar_path)
+    tar.getmembers()
+    return tar
+
+
 def open_image(image_path: str) -> Image.Image:
     """The RGB image at a manifest `image_path` (`file` or `shard.tar::member`)."""
     try:
         if TAR_SEPARATOR in image_path:
             tar_path, member = image_path.split(TAR_SEPARATOR, 1)
-            with tarfile.open(tar_path) as tar:
-                handle = tar.extractfile(member)
-                if handle is None:
-                    raise MlclipError(f"{image_path}: not a file in the shard")
-                image = Image.open(handle)
-                image.load()
+            handle = _open_shard(tar_path).extractfile(member)
+            if handle is None:
+                raise MlclipError(f"{image_path}: not a file in the shard")
+            image = Image.open(handle)
+            image.load()
         else:
             image = Image.open(Path(image_path))
             image.load()

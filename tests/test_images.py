@@ -29,3 +29,29 @@ def test_unreadable_images_are_one_line_errors(tmp_path):
         open_image(str(tmp_path / "bad.jpg"))
     with pytest.raises(MlclipError, match="cannot read image"):
         open_image(f"{tmp_path / 'missing.tar'}{TAR_SEPARATOR}x.jpg")
+
+
+def test_images_of_one_webdataset_shard_are_read_with_one_open_of_the_archive(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    from mlclip_cli import images
+
+    shard = tmp_path / "00000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for i in range(20):
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(buffer, format="PNG")
+            info = tarfile.TarInfo(f"{i:09d}.png")
+            info.size = buffer.tell()
+            buffer.seek(0)
+            tar.addfile(info, buffer)
+    opened = []
+    real_open = tarfile.open
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    images._open_shard.cache_clear()
+    pixels = images.load_uint8([f"{shard}::{i:09d}.png" for i in range(20)], 8)
+    assert len(opened) == 1
+    assert [int(p[0, 0, 0]) for p in pixels] == [i * 10 for i in range(20)]
