@@ -63,7 +63,7 @@ class TextTower:
             if after_block is not None:
                 x = after_block(layer, x)
         x = self.ln_final(x)
-        return self.project(x[torch.arange(len(x), device=x.device), lengths - 1])
+        return self.project(x[torch.arange(x.shape[0], device=x.device), lengths - 1])
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         if self.text_projection is None:
