@@ -159,8 +159,6 @@ def scan_manifest(path: str | os.PathLike, columns: list[str], where=None, batch
     """Stream a manifest's `columns` as record batches (pyarrow dataset, one batch in memory at a
     time), optionally filtered by a pyarrow expression `where`: what reads a manifest larger than
     memory. The schema is checked up front, as read_manifest checks a whole table."""
-    import pyarrow.dataset as ds
-
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: no such {MANIFEST.name} file")
@@ -174,15 +172,30 @@ def scan_manifest(path: str | os.PathLike, columns: list[str], where=None, batch
         expected = MANIFEST.schema.field(name).type
         if not schema.field(name).type.equals(expected):
             raise ArtifactError(f"{path}: column '{name}' has type {schema.field(name).type}, expected {expected}")
-    dataset = ds.dataset(path, format="parquet")
-    yield from dataset.to_batches(columns=columns, filter=where, batch_size=batch_size,
-                                  batch_readahead=1, fragment_readahead=1)
+    # ParquetFile.iter_batches decodes a row group a batch at a time (a dataset scan decodes it
+    # whole: ~1M rows of strings); the filter then runs on each batch.
+    needed = list(dict.fromkeys(columns + (_fields_of(where) if where is not None else [])))
+    reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # column chunks read as a stream
+    for batch in reader.iter_batches(batch_size=batch_size, columns=needed, use_threads=False):
+        if where is not None:
+            kept = pa.Table.from_batches([batch]).filter(where)
+            if not kept.num_rows:
+                continue
+            batch = kept.combine_chunks().to_batches()[0]
+        yield batch.select(columns)
+
+
+def _fields_of(expression) -> list[str]:
+    """The column names a pyarrow expression reads (from its printed form: names appear bare)."""
+    import re
+
+    return [name for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(expression)) if name in MANIFEST.schema.names]
 
 
 def count_manifest(path: str | os.PathLike, where=None) -> int:
-    import pyarrow.dataset as ds
-
-    return ds.dataset(Path(path), format="parquet").count_rows(filter=where)
+    """Rows matching `where`, streamed like scan_manifest."""
+    columns = _fields_of(where) if where is not None else ["split"]
+    return sum(batch.num_rows for batch in scan_manifest(path, columns or ["split"], where))
 
 
 def manifest_from_rows(rows: list[dict]) -> pa.Table:

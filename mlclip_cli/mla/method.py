@@ -235,6 +235,9 @@ def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool,
         if not (rows.language == language).any():
             raise MlclipError(f"{config.manifest}: no {split} rows in language '{language}' "
                               f"(it has {', '.join(sorted(rows.language.unique()))})")
+    if need_teacher and not (rows.language == "en").any():
+        raise MlclipError(f"{config.manifest}: no {', '.join(languages)} caption has a parallel English caption "
+                          "(same pair_id), which NLT needs; train with --stages le or give parallel data")
     folder = Path(config.features_dir) if config.features_dir else feature_folder(
         config.features_root, config.manifest, split, base.image_identity)
     if config.features_dir is None:

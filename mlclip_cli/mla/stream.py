@@ -185,16 +185,21 @@ class StreamedPairs:
         return matrix[back[where]]
 
 
-def _captions_at(manifest: Path, positions: np.ndarray) -> list[str]:
-    """The captions at sorted manifest `positions`, reading only the row groups that hold them."""
-    meta = pq.ParquetFile(manifest).metadata
+def _captions_at(manifest: Path, positions: np.ndarray, batch_size: int = 65_536) -> list[str]:
+    """The captions at sorted manifest `positions`, decoding only the row groups that hold them,
+    a batch at a time."""
+    reader = pq.ParquetFile(manifest, buffer_size=1 << 20, pre_buffer=False)
+    meta = reader.metadata
     starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-    group_of = np.searchsorted(starts, positions, side="right") - 1
     captions: list[str] = []
-    handle = pq.ParquetFile(manifest)
-    for group in np.unique(group_of):
-        column = handle.read_row_group(int(group), columns=["caption"]).column("caption")
-        captions += column.take(positions[group_of == group] - starts[group]).to_pylist()
+    for group in np.unique(np.searchsorted(starts, positions, side="right") - 1):
+        first = int(starts[group])
+        for batch in reader.iter_batches(batch_size=batch_size, row_groups=[int(group)], columns=["caption"],
+                                         use_threads=False):
+            mine = positions[(positions >= first) & (positions < first + batch.num_rows)] - first
+            if len(mine):
+                captions += batch.column(0).take(mine).to_pylist()
+            first += batch.num_rows
     return captions
 
 
