@@ -25,10 +25,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlclip_cli.artifacts import (ArtifactError, count_manifest, features_spec, read_metadata, read_table,
+from mlclip_cli.artifacts import (ArtifactError, count_manifest, features_spec, read_metadata,
                                   scan_manifest, write_table)
 from mlclip_cli.atomic import write_json
 from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.feature_shards import read_feature_shard
 from mlclip_cli.training import distributed
 
 SHARD_SIZE = 4096
@@ -264,18 +265,7 @@ def load_features(folder: Path, part: str, identity: str | None = None,
     keys: list[str] = []
     blocks = []
     for shard in shards:
-        meta = read_metadata(shard)
-        if identity is not None and meta.get("identity") != identity:
-            raise ArtifactError(
-                f"{shard}: features were made by '{meta.get('identity')}', not by '{identity}'; "
-                "recompute them with `mlclip features` for this model")
-        if preprocess is not None and meta.get("preprocess") != preprocess:
-            raise ArtifactError(
-                f"{shard}: images were preprocessed as '{meta.get('preprocess')}', not as '{preprocess}'; "
-                "recompute the features with `mlclip features`")
-        table = read_table(shard, features_spec(meta.get("dtype", "float32")))
-        keys.extend(table.column("key").to_pylist())
-        flat = table.column("embedding").combine_chunks()
-        dim = len(flat[0]) if len(flat) else 0
-        blocks.append(np.asarray(flat.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim))
+        shard_keys, matrix = read_feature_shard(shard, identity, preprocess)
+        keys.extend(shard_keys)
+        blocks.append(matrix)
     return keys, np.concatenate(blocks)

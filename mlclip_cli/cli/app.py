@@ -52,7 +52,7 @@ def _root(
 
 def _register_commands() -> None:
     # One module per command; each adds itself to `app`.
-    from mlclip_cli.cli import bench, continual, demo, export, features, langid, prepare, pretrain, reproduce, train  # noqa: F401
+    from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -93,7 +93,7 @@ def _make_command(benchmark: Benchmark):
         task: str = typer.Option("t2i", "--task", help=TASK_HELP),
         split: str = typer.Option(None, "--split", help=f"Manifest split to evaluate \\[default: {benchmark.split}]."),
         subset: str = typer.Option(None, "--subset", help=subset_help),
-        index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf or hnsw (galleries past a million)."),
+        index: str = typer.Option("flat", "--index", help="FAISS index: flat (exact), ivf, ivfpq (IVF with product quantisation) or hnsw (galleries past a million)."),
         out_dir: Path = typer.Option(None, "--out", help="Results folder \\[default: WORKSPACE/results]."),
         fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
         lang: str = typer.Option("given", "--lang", help="given (each caption through its tagged language's pack) or "
@@ -115,6 +115,11 @@ def _make_command(benchmark: Benchmark):
             raise typer.BadParameter(f"must be {' or '.join(FORMATS)}, not '{output_format}'", param_hint="'--format'")
         if task not in TASKS:
             raise typer.BadParameter(f"must be {' or '.join(TASKS)}, not '{task}'", param_hint="'--task'")
+        from mlclip_cli.search import INDEX_KINDS
+
+        if index not in INDEX_KINDS:
+            raise typer.BadParameter(f"must be {', '.join(INDEX_KINDS[:-1])} or {INDEX_KINDS[-1]}, not '{index}'",
+                                     param_hint="'--index'")
         if task == "t2t" and output_format == "clip_benchmark":
             raise typer.BadParameter(NO_T2T, param_hint="'--format'")
         ws = ctx.obj
