@@ -12,10 +12,12 @@ from mlclip_cli.cli.console import out
 
 
 @app.command(
-    help="""Export an MLA extension for deployment: the image tower once (image.onnx) and one small
-text encoder per language (text-<lang>.onnx: the frozen text tower + that language's pack, with its
-tokenizer-<lang>.json), so a client downloads only its languages and all share one image index.
-manifest.json lists every file with its sha256, input names and how to tokenise.
+    help="""Export an MLA extension for deployment: the image tower once (image.onnx, with
+preprocess.json) and one small text encoder per language (text-<lang>.onnx: the frozen text tower +
+that language's pack, with its tokenizer-<lang>.json; text-en.onnx is the CLIP's own tower), so a
+client downloads only its languages and all share one image index. Text graphs take ids and lengths
+(int64), the image graph preprocessed pixels; all return L2-normalised embeddings. manifest.json
+lists every file with its sha256, input names and how to tokenise.
 
 --check MANIFEST compares onnxruntime to torch on that manifest's captions (each exported language)
 and images, and prints the lowest cosine per language.
