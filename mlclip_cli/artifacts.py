@@ -125,14 +125,18 @@ def write_table(table: pa.Table, path: str | os.PathLike, spec: ArtifactSpec, me
 
 def read_table(path: str | os.PathLike, spec: ArtifactSpec) -> pa.Table:
     """Read a Parquet artifact and check it against `spec`; fail with the file and column named."""
+    return _conform(_read_parquet(path, spec.name, pq.read_table), spec, str(path))
+
+
+def _read_parquet(path: str | os.PathLike, what: str, read):
+    """read(path) of a Parquet file, or a one-line error naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path}: no such {spec.name} file")
+        raise ArtifactError(f"{path}: no such {what} file")
     try:
-        table = pq.read_table(path)
+        return read(path)
     except (pa.ArrowException, OSError) as exc:
         raise ArtifactError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    return _conform(table, spec, str(path))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -156,16 +160,11 @@ STREAM_BATCH = 65_536  # manifest rows decoded at a time by scan_manifest
 
 
 def scan_manifest(path: str | os.PathLike, columns: list[str], where=None, batch_size: int = STREAM_BATCH):
-    """Stream a manifest's `columns` as record batches (pyarrow dataset, one batch in memory at a
+    """Stream a manifest's `columns` as record batches (one batch of `batch_size` rows decoded at a
     time), optionally filtered by a pyarrow expression `where`: what reads a manifest larger than
     memory. The schema is checked up front, as read_manifest checks a whole table."""
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: no such {MANIFEST.name} file")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise ArtifactError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    schema = _read_parquet(path, MANIFEST.name, pq.read_schema)
     for name in columns:
         if name not in schema.names:
             raise ArtifactError(f"{path}: column '{name}' is missing ({MANIFEST.name} artifact)")

@@ -86,9 +86,15 @@ def select_rows(manifest: pd.DataFrame, where: str, languages: list[str], split:
     missing = sorted({"sample_id", "image_id", "language", "caption", "split", "pair_id", "image_path"} - set(manifest.columns))
     if missing:
         raise MlclipError(f"{where}: columns {', '.join(missing)} are missing")
+    return choose_split(manifest, where, languages, split)
+
+
+def choose_split(rows: pd.DataFrame, where: str, languages: list[str], split: str | None) -> tuple[pd.DataFrame, str]:
+    """`rows` (anything with split and language columns: captions or counts of them) of `split`,
+    checked to hold every language (None: "train" when there is one, else every split)."""
     if split is None:
-        split = "train" if (manifest.split == "train").any() else "all"
-    rows = manifest if split == "all" else manifest[manifest.split == split]
+        split = "train" if (rows.split == "train").any() else "all"
+    rows = rows if split == "all" else rows[rows.split == split]
     if rows.empty:
         raise MlclipError(f"{where}: no rows in split '{split}'")
     for language in languages:

@@ -224,17 +224,9 @@ def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame | None, split: str = 
 def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool, need_images: bool, base, progress):
     """load_pairs' rows and checks, with the manifest and the features left on disk."""
     from mlclip_cli.features import FeaturesConfig, compute_features
-    from mlclip_cli.mla.data import feature_folder
+    from mlclip_cli.mla.data import choose_split, feature_folder
 
-    counts = stream.split_counts(config.manifest)
-    split = config.split or ("train" if (counts.split == "train").any() else "all")
-    rows = counts if split == "all" else counts[counts.split == split]
-    if rows.empty:
-        raise MlclipError(f"{config.manifest}: no rows in split '{split}'")
-    for language in languages:
-        if not (rows.language == language).any():
-            raise MlclipError(f"{config.manifest}: no {split} rows in language '{language}' "
-                              f"(it has {', '.join(sorted(rows.language.unique()))})")
+    rows, split = choose_split(stream.split_counts(config.manifest), str(config.manifest), languages, config.split)
     if need_teacher and not (rows.language == "en").any():
         raise MlclipError(f"{config.manifest}: no {', '.join(languages)} caption has a parallel English caption "
                           "(same pair_id), which NLT needs; train with --stages le or give parallel data")
