@@ -121,7 +121,11 @@ def _streamed_jobs(config: FeaturesConfig) -> list[_Job]:
     jobs = []
     if config.images:
         has_image = where(ds.field("image_path").is_valid())
-        count = len(set().union(*(set(b.column(0).to_pylist()) for b in scan_manifest(config.manifest, ["image_id"], has_image))))
+        distinct: set[str] = set()
+        for batch in scan_manifest(config.manifest, ["image_id"], has_image):
+            distinct.update(batch.column(0).to_pylist())
+        count = len(distinct)
+        del distinct
         jobs.append(_Job("image", None, count, stream(["image_id", "image_path"], has_image, True)))
     if "all" in config.languages:
         found: set[str] = set()
