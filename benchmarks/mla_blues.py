@@ -20,7 +20,8 @@ from dataclasses import replace
 import numpy as np
 
 from mlclip_cli.artifacts import read_manifest
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.workspace import Workspace
 from mlclip_cli.world.generate import _captions
 from mlclip_cli.world.scenes import clustered_scenes

@@ -25,9 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from mlclip_cli.artifacts import read_manifest
-from mlclip_cli.mla.data import load_pairs
+from mlclip_cli.core.pairs import load_pairs
 from mlclip_cli.mla.method import open_extension
-from mlclip_cli.mla.train import attention_kernel, encode_grouped, losses_for
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.mla.train import losses_for
+from mlclip_cli.training.pretrain import attention_kernel
 from mlclip_cli.workspace import Workspace
 
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla.data import load_pairs
-from mlclip_cli.mla.train import attention_kernel
+from mlclip_cli.core.pairs import load_pairs
+from mlclip_cli.training.pretrain import attention_kernel
 from mlclip_cli.workspace import Workspace
 
 LANGUAGES = ("de", "fr", "es", "it", "ru", "pl", "tr", "zh", "ja")

@@ -130,7 +130,7 @@ def main() -> None:
                 f"| {score['count']} | {score['min_cosine']:.7f} | {score['mean_cosine']:.7f} "
                 f"| {single[0]:.3f} | {single[1]:.3f} | {rate[0]:,.0f} | {rate[1]:,.0f} |")
         reference = modules["image"]
-        from mlclip_cli.encoders import load_encoder
+        from mlclip_cli.loading import load_encoder
 
         pixels = load_encoder(str(folder), "cpu").load_pixels(images).numpy()
         ort_image = session("image.onnx")

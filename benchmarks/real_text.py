@@ -39,7 +39,8 @@ def _bench(model: str, manifest: Path, out: Path) -> dict:
 
 def _english_drift(model: str, texts: list[str]) -> float:
     """Largest |difference| between this model's English embeddings and the frozen MiniLM's."""
-    from mlclip_cli.encoders import FrozenClip, load_encoder
+    from mlclip_cli.encoders import FrozenClip
+    from mlclip_cli.loading import load_encoder
 
     ours = load_encoder(model).encode_texts(texts, "en")
     frozen = FrozenClip.load("minilm").encode_texts(texts, "en")
@@ -49,7 +50,7 @@ def _english_drift(model: str, texts: list[str]) -> float:
 def _mla_parameters(folder: Path) -> int:
     from safetensors import safe_open
 
-    from mlclip_cli.mla.packs import read_extension
+    from mlclip_cli.core.extension import read_extension
 
     extension = read_extension(folder)
     with safe_open(str(folder / "shared" / "embedding.safetensors"), "pt") as handle:

@@ -1,7 +1,7 @@
 """`mlclip demo`: the whole pipeline on the embedded default, step by step.
 
-Each step that exists runs; the ones later issues add are listed as not built yet, so the
-demo always says truthfully how far the project goes.
+Every step runs in order (or reuses its finished artifact and says so); the report folder
+(demo_report.py) is written at the end.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mlclip_cli.demo_report import write_report
 from mlclip_cli.workspace import Workspace
 
 QUICK_TRAIN_SCENES = 2_000
@@ -37,7 +38,7 @@ class DemoConfig:
 class StepResult:
     name: str
     command: str  # the equivalent command a user would type
-    status: str  # "ran" | "not built yet"
+    status: str  # "ran" (recorded in report.json)
     detail: str = ""
     data: object = None  # the step's typed result, for callers that want more than text
     seconds: float = 0.0  # wall time of the step
@@ -56,7 +57,7 @@ class _State:
 class Step:
     name: str
     command: str
-    run: Callable[[DemoConfig, _State], tuple[str, object]] | None  # None: not built yet
+    run: Callable[[DemoConfig, _State], tuple[str, object]]
 
 
 def _world_is_ready(config: DemoConfig, size: int | None) -> bool:
@@ -120,12 +121,11 @@ def _english_clip(config: DemoConfig, state: _State):
 
 
 def _features(config: DemoConfig, state: _State):
-    from mlclip_cli.bench.run import slug
     from mlclip_cli.encoders import FrozenClip
     from mlclip_cli.features import FeaturesConfig, compute_features
 
     encoder = FrozenClip.load(state.model)  # the frozen teacher: its features feed MLA
-    folder = config.space.features_root / "world" / "train" / slug(encoder.image_identity)
+    folder = config.space.feature_folder(config.space.manifest("world"), "train", encoder.image_identity)
     result = compute_features(FeaturesConfig(manifest=config.space.manifest("world"), out=folder,
                                              model=state.model, split="train"), encoder=encoder,
                               progress=state.progress)
@@ -169,9 +169,9 @@ EXTEND_NLT_STEPS = 250
 
 def _mla_train(config: DemoConfig, state: _State):
     from mlclip_cli.mla.method import MlaConfig, train_mla
-    from mlclip_cli.mla.packs import is_extension, read_extension
+    from mlclip_cli.core.extension import is_extension, read_extension
 
-    out = config.space.root / "extensions" / "mla"
+    out = config.space.extension("mla")
     state.extension = str(out)
     if is_extension(out) and set(MLA_LANGUAGES) <= set(read_extension(out).languages):
         return f"reused the finished extension {out} ({', '.join(read_extension(out).languages)})", None
@@ -184,9 +184,9 @@ def _mla_train(config: DemoConfig, state: _State):
 
 def _mla_extend(config: DemoConfig, state: _State):
     from mlclip_cli.mla.method import MlaConfig, extend_mla
-    from mlclip_cli.mla.packs import read_extension
+    from mlclip_cli.core.extension import read_extension
 
-    out = config.space.root / "extensions" / "mla"
+    out = config.space.extension("mla")
     if ADDED_LANGUAGE in read_extension(out).languages:
         return f"reused the finished '{ADDED_LANGUAGE}' pack in {out}", None
     result = extend_mla(MlaConfig(manifest=config.space.manifest("world"), out=out, languages=(ADDED_LANGUAGE,),
@@ -226,11 +226,11 @@ def _continual(teir: str):
         from mlclip_cli.continual.teir import TeirConfig
 
         order, steps = QUICK_CONTINUAL if config.quick else (CONTINUAL_ORDER, CONTINUAL_STEPS)
-        out = config.space.root / "continual" / f"demo-cll-clip-teir-{teir}"
+        out = config.space.continual_run("cll-clip", teir, prefix="demo-")
         reused = snapshot.exists(out / "extension")
         result = run_continual(ContinualConfig(
             manifest=config.space.manifest("world"), out=out, order=order, features_root=config.space.features_root,
-            method="cll-clip", teir=TeirConfig.parse(teir), model=state.model, test_manifest=config.space.manifest("xtd10"),
+            learner="cll-clip", teir=TeirConfig.parse(teir), model=state.model, test_manifest=config.space.manifest("xtd10"),
             loop=replace(TaskLoop(), steps=steps, batch_size=32 if config.quick else TaskLoop().batch_size), resume=True),
             progress=state.progress)
         state.results[f"continual-{teir}"] = result
@@ -277,46 +277,11 @@ class DemoResult:
     report: object = None  # demo_report.DemoReport: the report folder's files
 
 
-METRICS = ("image_retrieval_recall@1", "mean_recall")
-SEQUENCE_COLUMNS = {"none": "cll_clip", "both": "cll_clip_teir"}  # the continual run's --teir -> its column
-
-
-def _final_scores(run) -> dict[str, dict[str, float]]:
-    """Each language's scores after the last task of a continual run."""
-    scores = {}
-    for metric in METRICS:
-        last = run.summary["metrics"][metric]["matrix"][-1]
-        for language, value in zip(run.summary["order"], last):
-            if value is not None:
-                scores.setdefault(language, {})[metric] = value
-    return scores
-
-
-def comparison(zero_shot: dict, mla: dict | None, continual: dict | None = None) -> list[dict]:
-    """Per language, per method (zero-shot English CLIP, MLA, CLL-CLIP, CLL-CLIP+TEIR): text->image
-    R@1 and mean recall on the world test; a method that did not see a language has no entry."""
-    sources = {"mla": {k: v["metrics"] for k, v in mla["languages"].items()} if mla else {}}
-    for teir, column in SEQUENCE_COLUMNS.items():
-        sources[column] = _final_scores(continual[teir]) if continual and teir in continual else {}
-    rows = []
-    for language, entry in zero_shot["languages"].items():
-        row = {"language": language}
-        for metric in METRICS:
-            row[f"zero_shot/{metric}"] = entry["metrics"][metric]
-            for column, scores in sources.items():
-                if language in scores and metric in scores[language]:
-                    row[f"{column}/{metric}"] = scores[language][metric]
-        rows.append(row)
-    return rows
-
-
 def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = None,
              on_start: Callable[[int, int, Step], None] | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> DemoResult:
     """Run every step in order; `on_start(index, count, step)` before each, `on_step(result)` after,
     `progress(name, done, total)` from inside the steps. Ends by writing the report folder."""
-    from mlclip_cli.demo_report import write_report
-
     state = _State(progress=progress)
     results = []
     steps = _steps()
@@ -324,11 +289,8 @@ def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = 
         if on_start is not None:
             on_start(index, len(steps), step)
         began = time.perf_counter()
-        if step.run is None:
-            result = StepResult(step.name, step.command, "not built yet")
-        else:
-            detail, data = step.run(config, state)
-            result = StepResult(step.name, step.command, "ran", detail, data)
+        detail, data = step.run(config, state)
+        result = StepResult(step.name, step.command, "ran", detail, data)
         result.seconds = time.perf_counter() - began
         results.append(result)
         if on_step is not None:

@@ -14,7 +14,40 @@ from pathlib import Path
 import numpy as np
 
 from mlclip_cli.atomic import atomic_path, write_json
-from mlclip_cli.demo import SEQUENCE_COLUMNS
+
+
+METRICS = ("image_retrieval_recall@1", "mean_recall")
+SEQUENCE_COLUMNS = {"none": "cll_clip", "both": "cll_clip_teir"}  # the continual run's --teir -> its column
+
+
+def _final_scores(run) -> dict[str, dict[str, float]]:
+    """Each language's scores after the last task of a continual run."""
+    scores = {}
+    for metric in METRICS:
+        last = run.summary["metrics"][metric]["matrix"][-1]
+        for language, value in zip(run.summary["order"], last):
+            if value is not None:
+                scores.setdefault(language, {})[metric] = value
+    return scores
+
+
+def comparison(zero_shot: dict, mla: dict | None, continual: dict | None = None) -> list[dict]:
+    """Per language, per method (zero-shot English CLIP, MLA, CLL-CLIP, CLL-CLIP+TEIR): text->image
+    R@1 and mean recall on the world test; a method that did not see a language has no entry."""
+    sources = {"mla": {k: v["metrics"] for k, v in mla["languages"].items()} if mla else {}}
+    for teir, column in SEQUENCE_COLUMNS.items():
+        sources[column] = _final_scores(continual[teir]) if continual and teir in continual else {}
+    rows = []
+    for language, entry in zero_shot["languages"].items():
+        row = {"language": language}
+        for metric in METRICS:
+            row[f"zero_shot/{metric}"] = entry["metrics"][metric]
+            for column, scores in sources.items():
+                if language in scores and metric in scores[language]:
+                    row[f"{column}/{metric}"] = scores[language][metric]
+        rows.append(row)
+    return rows
+
 
 METHOD_LABELS = {"zero_shot": "zero-shot English CLIP", "mla": "MLA", "cll_clip": "CLL-CLIP",
                  "cll_clip_teir": "CLL-CLIP + TEIR"}
@@ -105,7 +138,6 @@ def _markdown(demo, rows: list[dict], sequences: dict, plots: dict[str, Path]) -
 def write_report(folder: Path, demo) -> DemoReport:
     """Write the report folder for a finished demo (every file atomic)."""
     from mlclip_cli.continual.scores import plot_heatmap
-    from mlclip_cli.demo import comparison
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from mlclip_cli.artifacts import EMBEDDINGS, write_table
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.loading import load_encoder
 
 
 @dataclass(frozen=True)

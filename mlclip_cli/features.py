@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from mlclip_cli.artifacts import (ArtifactError, count_manifest, features_spec, read_metadata,
                                   scan_manifest, write_table)
 from mlclip_cli.atomic import write_json
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.feature_shards import read_feature_shard
 from mlclip_cli.training import distributed
 
@@ -212,7 +212,7 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
         if manifest.empty:
             raise ArtifactError(f"{config.manifest}: no rows in split '{config.split}'")
     jobs = _jobs(manifest, config) if manifest is not None else _streamed_jobs(config)
-    encoder = encoder or load_encoder(config.model, str(runtime.device))
+    encoder = encoder or FrozenClip.load(config.model, str(runtime.device))  # an extension: the caller loads it
     spec = features_spec(config.dtype)
     folder = Path(config.out)
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,6 @@ from mlclip_cli.text import normalise_language
 BACKENDS = ("py3langid", "lingua", "lingua-low")
 DEFAULT_BACKEND = "py3langid"
 XTD10_LANGUAGES = ("en", "de", "fr", "es", "it", "ko", "pl", "ru", "tr", "zh", "ja")  # and the world's
-AUTO = "auto"
 EXTRA_HINT = "pip install 'mlclip[langid]'"
 
 # The scripts a language is written in, for every non-Latin language either backend knows;
@@ -265,7 +264,7 @@ def detect_languages(texts: list[str], languages: Sequence[str], backend: str = 
 def extension_languages(folder: str | os.PathLike) -> list[str]:
     """The languages an extension folder encodes, English always included: a continual
     (cll-clip) extension lists them in its extension.json; an MLA extension has one pack each."""
-    from mlclip_cli.mla.packs import EXTENSION_FILE, read_extension, read_json_object
+    from mlclip_cli.core.extension import EXTENSION_FILE, read_extension, read_json_object
 
     folder = Path(folder)
     info = read_json_object(folder / EXTENSION_FILE, "extension index")

@@ -1,14 +1,37 @@
 """The workspace: one folder where artifacts land under conventional names, so steps chain
-without long paths (`prepare` writes manifests/<dataset>.parquet, later steps read it)."""
+without long paths (`prepare` writes manifests/<dataset>.parquet, later steps read it).
+
+This module is the one place that builds those paths:
+
+    manifests/<dataset>.parquet                  prepare
+    data/<name>/                                 generated data (the world)
+    features/<manifest>/<split>/<encoder>/       the frozen feature cache (feature_folder)
+    results/                                     bench results
+    extensions/<method>/                         train's extension folders
+    continual/<learner>-teir-<mode>/             continual runs (their extension/ inside)
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 ENV_VAR = "MLCLIP_WORKSPACE"
 DEFAULT = "mlclip-workspace"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a name or model identity (at most 80 characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80]
+
+
+def feature_folder(features_root: str | os.PathLike, manifest: str | os.PathLike, split: str | None,
+                   identity: str) -> Path:
+    """Where the frozen features of `manifest`'s `split` (None: every split) by the encoder
+    `identity` live in a feature cache."""
+    return Path(features_root) / slug(Path(manifest).stem) / (split or "all") / slug(identity)
 
 
 @dataclass(frozen=True)
@@ -30,9 +53,24 @@ class Workspace:
     def features_root(self) -> Path:
         return self.root / "features"
 
+    def feature_folder(self, manifest: str | os.PathLike, split: str | None, identity: str) -> Path:
+        return feature_folder(self.features_root, manifest, split, identity)
+
     @property
     def results(self) -> Path:
         return self.root / "results"
+
+    def extension(self, method: str) -> Path:
+        """Where `train --method METHOD` writes by default."""
+        return self.root / "extensions" / method
+
+    def continual_run(self, learner: str, teir: str, prefix: str = "") -> Path:
+        """A continual run's folder (its extension is `extension/` inside); the demo's runs have a prefix."""
+        return self.root / "continual" / f"{prefix}{learner}-teir-{teir}"
+
+    def reproduction(self, table: str) -> Path:
+        """`mlclip reproduce TABLE`'s folder."""
+        return self.root / "reproduce" / table
 
     def find_manifest(self, given: str) -> Path:
         """A manifest path as given, or the workspace manifest of that data-set name."""

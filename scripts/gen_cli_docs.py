@@ -42,7 +42,6 @@ def get_cli() -> Any:
 
     from mlclip_cli.cli import app as app_module
 
-    app_module._register_commands()
     return typer.main.get_command(app_module.app)
 
 

@@ -31,7 +31,6 @@ def _click_command_paths(gen) -> list[str]:
     """Every visible command path of the click app, walked here independently of the script."""
     from mlclip_cli.cli import app as app_module
 
-    app_module._register_commands()
     import typer.main
 
     paths = []

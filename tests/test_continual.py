@@ -20,7 +20,8 @@ from mlclip_cli.continual.model import ContinualTextEncoder
 from mlclip_cli.continual.runner import ContinualConfig, ExtendConfig, TaskLoop, extend_continual, run_continual
 from mlclip_cli.continual.teir import RowScaledStep, TeirConfig, new_rows, row_scales
 from mlclip_cli.continual.vocab import ClipVocabulary
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.models.clip import create_untrained
 from mlclip_cli.training.checkpoint import save_weights
@@ -199,17 +200,17 @@ def test_a_swap_killed_halfway_is_recovered(world, teir_run, tmp_path):
     assert not (folder.parent / ".extension.next").exists() and snapshot.exists(folder)
 
 
-@pytest.mark.parametrize("method", [m for m in learner_names() if m != "cll-clip"])
-def test_every_baseline_runs_on_the_same_runner(world, tmp_path, method):
-    result = run_continual(_config(world, tmp_path / method, order=("de", "ru"), method=method,
+@pytest.mark.parametrize("learner", [m for m in learner_names() if m != "cll-clip"])
+def test_every_baseline_runs_on_the_same_runner(world, tmp_path, learner):
+    result = run_continual(_config(world, tmp_path / learner, order=("de", "ru"), learner=learner,
                                    loop=replace(LOOP, steps=3)))
     assert set(result.summary["metrics"]["mean_recall"]["matrix"][-1]) != {None}
     weights = snapshot.read(result.extension).weights
-    if method == "mla":
+    if learner == "mla":
         assert any(k.startswith("acquirers.ru.") for k in weights)
-    if method == "full-ft":
+    if learner == "full-ft":
         assert any(k.startswith("tower_copy.blocks.") for k in weights)
-    if method == "joint":
+    if learner == "joint":
         assert len(result.tasks) == 1 and result.summary["metrics"]["mean_recall"]["final_f"] is None
     load_encoder(str(result.extension)).encode_texts(_captions(world, "ru", "test")[:4], "ru")
 

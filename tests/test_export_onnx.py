@@ -86,7 +86,7 @@ def test_onnx_graphs_take_ids_and_lengths_with_dynamic_axes(extension, tmp_path)
 
 
 def test_english_tokenizer_file_gives_open_clips_ids(extension):
-    from mlclip_cli.encoders import load_encoder
+    from mlclip_cli.loading import load_encoder
     from mlclip_cli.export_onnx import clip_tokenizer_json
     from tokenizers import Tokenizer
 

@@ -15,10 +15,12 @@ import pytest
 import torch
 
 from mlclip_cli.artifacts import read_manifest
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.method import MlaConfig, extend_mla, train_mla
-from mlclip_cli.mla.model import MlaTextEncoder, tower_of
+from mlclip_cli.core.towers import tower_of
+from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.mla.train import LoopConfig, StageConfig
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from mlclip_cli.artifacts import manifest_from_rows, read_manifest, write_manifest
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla import packs
+from mlclip_cli.core import extension as folder_format
 from mlclip_cli.mla.method import MlaConfig, extend_mla, train_mla
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import extend_vocabulary, train_bpe
@@ -79,7 +80,7 @@ def test_training_never_changes_the_frozen_clip_and_lowers_the_nlt_loss(world, t
     assert losses[-1] < losses[0] * 0.8
     after = FrozenClip.load(world["model"], "cpu").clip.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    extension = packs.read_extension(tmp_path / "mla")
+    extension = folder_format.read_extension(tmp_path / "mla")
     assert extension.languages == ["de", "ru"] and not (tmp_path / "mla" / "state").exists()
     card = extension.cards["de"]
     assert card["base_identity"].startswith("mlclip-micro@sha256:") and card["stages"] == "nlt"
@@ -189,7 +190,7 @@ def test_resume_after_a_kill_gives_the_same_weights(world, tmp_path):
 
     with pytest.raises(Killed):
         train_mla(_config(world, tmp_path / "resumed"), on_step=kill)
-    assert not packs.is_extension(tmp_path / "resumed")  # nothing half-written is visible
+    assert not folder_format.is_extension(tmp_path / "resumed")  # nothing half-written is visible
     with pytest.raises(MlclipError, match="holds an unfinished run .* pass --resume"):
         train_mla(_config(world, tmp_path / "resumed"))
     resumed = train_mla(_config(world, tmp_path / "resumed", resume=True))
@@ -206,7 +207,7 @@ def test_resume_after_a_kill_gives_the_same_weights(world, tmp_path):
 def test_bad_training_input_is_one_clear_error(world, tmp_path, languages, stages, message):
     with pytest.raises(MlclipError, match=message):
         train_mla(_config(world, tmp_path / "bad", languages=languages, loop=replace(LOOP, stages=stages)))
-    assert not packs.is_extension(tmp_path / "bad")
+    assert not folder_format.is_extension(tmp_path / "bad")
 
 
 def test_nlt_without_parallel_english_is_refused(world, tmp_path):
@@ -237,7 +238,7 @@ def test_cli_train_extend_packs_and_bench(world, run_cli, tmp_path):
     assert shown.code == 0 and '"extra_tokens"' in shown.out
     removed = run_cli("packs", "remove", "ru", "--extension", str(ext))
     assert removed.code == 0 and not (ext / "packs" / "ru.safetensors").exists()
-    assert packs.read_extension(ext).languages == ["de", "ko"]
+    assert folder_format.read_extension(ext).languages == ["de", "ko"]
 
 
 def test_le_without_images_is_refused(world, tmp_path):

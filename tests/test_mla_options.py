@@ -13,14 +13,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from mlclip_cli.artifacts import read_manifest
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla import packs
-from mlclip_cli.mla.data import PairData
+from mlclip_cli.core import extension as folder_format
+from mlclip_cli.core.pairs import PairData
 from mlclip_cli.mla.method import MlaConfig, _init_shared, extend_mla, limit_pairs, train_mla
-from mlclip_cli.mla.model import Acquirer, MlaTextEncoder
+from mlclip_cli.core.acquirer import Acquirer
+from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import train_bpe
-from mlclip_cli.mla.train import LoopConfig, StageConfig, _fingerprint, encode_grouped, losses_for
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.mla.train import LoopConfig, StageConfig, _fingerprint, losses_for
 
 from conftest import world_with_micro_clip
 
@@ -91,7 +94,7 @@ def test_pack_sizes_per_acquirer_kind(world):
 
 def test_none_trains_only_the_shared_table(trained):
     result = trained["none"]
-    info = packs.read_extension(result.out).info
+    info = folder_format.read_extension(result.out).info
     assert info["encoder"]["acquirer"] == "none"
     card = result.cards["de"]
     assert card["acquirer"] == "none" and card["parameters"] == 0
@@ -111,7 +114,7 @@ def test_an_extension_reloads_with_its_acquirer_kind_and_the_same_embeddings(wor
 
     def by_hand(as_kind):  # the saved weights in a fresh encoder of kind `as_kind`
         base = FrozenClip.load(world["model"], "cpu")
-        shape = packs.read_extension(out).info["encoder"]
+        shape = folder_format.read_extension(out).info["encoder"]
         encoder = MlaTextEncoder(base.clip.model, shape["vocab_size"], shape["emb_dim"], shape["hidden"], as_kind)
         encoder.shared.load_state_dict(load_file(str(out / "shared" / "embedding.safetensors")))
         encoder.add_pack("de").load_state_dict(load_file(str(out / "packs" / "de.safetensors")))
@@ -140,7 +143,7 @@ def test_extend_adds_a_pack_of_the_extensions_kind(world, trained, tmp_path):
     result = extend_mla(_config(world, folder, languages=("ko",), loop=replace(LOOP, nlt=StageConfig(2, 1e-3))))
     card = result.cards["ko"]  # Korean's own rows are all its pack has
     assert card["acquirer"] == "none" and card["extra_tokens"] > 0
-    assert card["parameters"] == card["extra_tokens"] * packs.read_extension(folder).info["encoder"]["emb_dim"]
+    assert card["parameters"] == card["extra_tokens"] * folder_format.read_extension(folder).info["encoder"]["emb_dim"]
     assert load_encoder(str(folder), "cpu").encode_texts(_captions(world, "ko")[:4], "ko").shape[0] == 4
 
 
@@ -267,7 +270,7 @@ def test_an_extension_json_without_the_new_keys_still_loads(world, trained, tmp_
     assert old.mla.acquirer == "mlp"
     np.testing.assert_array_equal(old.encode_texts(german, "de"), before)
     extend_mla(_config(world, folder, languages=("ru",), loop=replace(LOOP, nlt=StageConfig(2, 1e-3))))
-    assert packs.read_extension(folder).cards["ru"]["acquirer"] == "mlp"
+    assert folder_format.read_extension(folder).cards["ru"]["acquirer"] == "mlp"
 
 
 def test_cli_ablation_options(world, run_cli, tmp_path):
@@ -277,7 +280,7 @@ def test_cli_ablation_options(world, run_cli, tmp_path):
     result = run_cli("train", "--method", "mla", "--langs", "de", "--out", str(ext), "--acquirer", "linear",
                      "--embedding-init", "clip", "--nlt-loss", "nce", "--max-pairs", "20", *common)
     assert result.code == 0, result.err
-    extension = packs.read_extension(ext)
+    extension = folder_format.read_extension(ext)
     assert extension.info["encoder"]["acquirer"] == "linear" and extension.info["embedding_init"] == "clip"
     assert extension.info["embedding_init_rows"] > 0
     card = extension.cards["de"]
@@ -286,7 +289,7 @@ def test_cli_ablation_options(world, run_cli, tmp_path):
     result = run_cli("extend", "--lang", "ru", "--data", str(world["manifest"]), "--extension", str(ext), "--stages", "nlt",
                      "--nlt-steps", "2", "--batch-size", "8", "--max-pairs", "12", "--nlt-loss", "nce")
     assert result.code == 0, result.err
-    card = packs.read_extension(ext).cards["ru"]
+    card = folder_format.read_extension(ext).cards["ru"]
     assert card["acquirer"] == "linear" and card["training"]["data"]["rows"] == {"ru": 12}
     for option, value, message in (("--acquirer", "relu", "unknown --acquirer 'relu' (choose mlp, linear, none)"),
                                    ("--nlt-loss", "l1", "unknown --nlt-loss 'l1' (choose mse, nce)"),

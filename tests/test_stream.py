@@ -10,8 +10,8 @@ import pytest
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.features import FeaturesConfig, compute_features
-from mlclip_cli.mla.data import load_pairs
-from mlclip_cli.mla.stream import read_split, sample_captions, split_counts, stream_pairs
+from mlclip_cli.core.pairs import load_pairs
+from mlclip_cli.core.stream import read_split, sample_captions, split_counts, stream_pairs
 
 from conftest import world_with_micro_clip
 

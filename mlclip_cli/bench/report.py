@@ -29,7 +29,7 @@ class Report:
 
 def run_name(result: dict) -> str:
     model = Path(result["model"]).name or result["model"]
-    benchmark = BENCHMARKS.get(result["benchmark"])
+    benchmark = BENCHMARKS.get(result["benchmark"]) if result["benchmark"] in BENCHMARKS else None
     split = f" {result['split']}" if benchmark is not None and result["split"] != benchmark.split else ""
     task = result_task(result)
     return (f"{result['benchmark']}{'-' + result['subset'] if result['subset'] else ''}{split}"

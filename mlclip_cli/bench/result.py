@@ -20,7 +20,6 @@ from mlclip_cli.errors import ArtifactError
 BENCH_SCHEMA_VERSION = 2  # 2 added `task` (and the t2t task); version 1 files are read as t2i
 KS = (1, 5, 10)
 RETRIEVAL_KEYS = tuple(f"image_retrieval_recall@{k}" for k in KS) + tuple(f"text_retrieval_recall@{k}" for k in KS) + ("mean_recall",)
-TRANSLATION_KEYS = tuple(f"text_to_text_recall@{k}" for k in KS)
 T2T_KEYS = tuple(f"target_to_english_recall@{k}" for k in KS) + tuple(f"english_to_target_recall@{k}" for k in KS) + ("mean_recall",)
 
 TASKS = ("t2i", "t2t")

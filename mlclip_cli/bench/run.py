@@ -16,7 +16,6 @@ image tower, no feature cache: a text-only encoder works), and rows need no imag
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,12 @@ from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.bench.plot import plot_bench
 from mlclip_cli.bench.registry import get_benchmark
 from mlclip_cli.bench.result import BENCH_SCHEMA_VERSION, KS, TASK_KEYS, TASKS, write_bench_result
-from mlclip_cli.encoders import FrozenClip, load_encoder
+from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+from mlclip_cli.loading import load_encoder
 from mlclip_cli.retrieval import faiss_retrieval_metrics, paired_text_recall, translation_recall
+from mlclip_cli.workspace import feature_folder, slug
 
 CAPTIONS_POLICY = ("all captions of each image kept: text->image has one query per caption; "
                    "image->text hits when any caption of the image is in the top k")
@@ -68,10 +69,6 @@ class BenchResult:
     png_path: Path
     # t2t: languages left out, with why (no sentence shares a pair_id with an English one, ...)
     skipped: dict[str, str] = field(default_factory=dict)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80]
 
 
 def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
@@ -169,10 +166,10 @@ def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list
     parallel = rows.pair_id.notna().any() and "en" in available
     needed = tuple(sorted(set(languages) | ({"en"} if parallel else set())))
 
-    split_root = Path(config.features_dir) / slug(Path(config.manifest).stem) / split
     # Images always come from the frozen image tower: an extension shares the frozen model's image
     # shards and keeps only its text features apart (under its cache key).
-    image_folder, folder = split_root / slug(encoder.image_identity), split_root / slug(encoder.cache_key)
+    image_folder = feature_folder(config.features_dir, config.manifest, split, encoder.image_identity)
+    folder = feature_folder(config.features_dir, config.manifest, split, encoder.cache_key)
     if image_folder != folder:
         compute_features(FeaturesConfig(manifest=config.manifest, out=image_folder, languages=(), split=split,
                                         device=config.device), encoder=encoder, progress=progress, manifest=manifest)

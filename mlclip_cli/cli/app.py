@@ -16,7 +16,9 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from mlclip_cli import __version__
+from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train
 from mlclip_cli.cli.console import err, error_line
+from mlclip_cli.cli.options import with_bare_values
 from mlclip_cli.errors import MlclipError
 
 app = typer.Typer(
@@ -50,17 +52,14 @@ def _root(
     ctx.obj = Workspace.resolve(workspace)
 
 
-def _register_commands() -> None:
-    # One module per command; each adds itself to `app`.
-    from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train  # noqa: F401
+# One module per command (or group); each declares its commands, registered here in this order.
+for _module in (bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train):
+    _module.commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
-    _register_commands()
-    from mlclip_cli.cli.continual import with_bare_values
-
     args = with_bare_values(args)
     try:
         code = app(args=args, prog_name="mlclip", standalone_mode=False)

@@ -8,16 +8,19 @@ import typer
 from rich.table import Table
 
 from mlclip_cli.bench.registry import BENCHMARKS, Benchmark
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import FALLBACK_HELP, MODEL_HELP, progress_bar, progress_callback
+from mlclip_cli.cli.options import FALLBACK_HELP, MODEL_HELP, comma_list
+from mlclip_cli.cli.progress import progress_bar, progress_callback
+
+commands = Commands()
 
 bench_app = typer.Typer(
     help="Multilingual image-text retrieval benchmarks (R@1/5/10 both ways, mean recall), text-to-text "
          "retrieval against parallel English (--task t2t), and their report.",
     no_args_is_help=True,
 )
-app.add_typer(bench_app, name="bench")
+commands.group(bench_app, "bench")
 
 COLUMNS = (("image_retrieval_recall@1", "t2i R@1"), ("image_retrieval_recall@5", "t2i R@5"),
            ("image_retrieval_recall@10", "t2i R@10"), ("text_retrieval_recall@1", "i2t R@1"),
@@ -46,11 +49,10 @@ def _t2t_caption(result: dict) -> str:
 
 
 def results_table(result: dict) -> Table:
-    from mlclip_cli.bench.registry import BENCHMARKS
     from mlclip_cli.bench.result import TASK_NAMES, result_task
 
     task = result_task(result)
-    default_split = BENCHMARKS[result["benchmark"]].split if result["benchmark"] in BENCHMARKS else result["split"]
+    default_split = BENCHMARKS.get(result["benchmark"]).split if result["benchmark"] in BENCHMARKS else result["split"]
     what = "" if task == "t2i" else f" {TASK_NAMES[task]} (each language <-> English)"
     split = f" {result['split']}" if result["split"] != default_split else ""
     table = Table(title=f"{result['benchmark']}{' ' + result['subset'] if result['subset'] else ''}{split}{what}: "
@@ -126,7 +128,7 @@ def _make_command(benchmark: Benchmark):
         config = BenchConfig(
             benchmark=benchmark.name, manifest=manifest or ws.manifest(benchmark.dataset),
             out_dir=out_dir or ws.results, features_dir=ws.features_root,
-            languages=tuple(code.strip() for code in langs.split(",") if code.strip()),
+            languages=comma_list(langs),
             model=model, subset=subset, index=index, fallback=fallback, task=task, split=split,
             lang=lang, lang_fallback=fallback_lang, langid_backend=langid_backend,
         )
@@ -168,8 +170,8 @@ languages without parallel English are skipped with a note). Only the text encod
     )(command)
 
 
-for _benchmark in BENCHMARKS.values():
-    _make_command(_benchmark)
+for _name in BENCHMARKS.names():  # one command per benchmark a data set declares
+    _make_command(BENCHMARKS.get(_name))
 
 
 @bench_app.command(

@@ -5,106 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from mlclip_cli.cli.app import app
-from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import MODEL_HELP, TEACHER_HELP, base_model as _base_model
+from mlclip_cli.cli.commands import Commands
+from mlclip_cli.cli.console import err
+from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_test_manifest, comma_list
+from mlclip_cli.cli.progress import run_sequence_with_progress
+from mlclip_cli.cli.tables import print_result
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.loading import teacher_model
 
-# `--teir` alone means `--teir both` (the paper's method); main() rewrites argv before Typer sees it.
-BARE_OPTION_VALUES = {"--teir": "both"}
+commands = Commands()
+
 WORLD_ORDER = "en,it,de,fr,es,pl,tr,ru,ko,zh,ja"
 TEIR_HELP = ("TEIR: none, init (new rows from the table's N(mean, std)), reg (usage-scaled gradient and decay) or "
              "both; a bare --teir means both.")
 
 
-def with_bare_values(args: list[str]) -> list[str]:
-    fixed = []
-    for i, arg in enumerate(args):
-        fixed.append(arg)
-        if arg in BARE_OPTION_VALUES and (i + 1 == len(args) or args[i + 1].startswith("-")):
-            fixed.append(BARE_OPTION_VALUES[arg])
-    return fixed
-
-
-def progress_callbacks(bar, tasks: dict):
-    """on_step / on_features callbacks that drive one rich Progress."""
-    def on_step(label: str, step: int, total: int, loss: float) -> None:
-        if label not in tasks:
-            tasks[label] = bar.add_task(f"language {label}", total=total, loss=float("nan"))
-        bar.update(tasks[label], completed=step, loss=loss)
-
-    def on_features(name: str, done: int, total: int) -> None:
-        key = f"features {name} ({total})"
-        if key not in tasks:
-            tasks[key] = bar.add_task(f"features {name}", total=total, loss=float("nan"))
-        bar.update(tasks[key], completed=done)
-    return on_step, on_features
-
-
-def scores_table(result, metric: str = "image_retrieval_recall@1", title: str | None = None) -> Table:
-    """Steps x languages for one metric, with AA and F per step."""
-    block = result.summary["metrics"][metric]
-    table = Table(title=title or f"{result.method} (TEIR {result.teir}): {metric} after each step")
-    table.add_column("step")
-    for language in result.order:
-        table.add_column(language, justify="right")
-    table.add_column("AA", justify="right")
-    table.add_column("F", justify="right")
-    for index, row in enumerate(block["matrix"]):
-        name = "+".join(result.tasks[index].languages) if len(result.tasks[index].languages) < 4 else "joint"
-        cells = ["" if v is None else f"{v:.1f}" for v in row]
-        f = block["f"][index]
-        table.add_row(f"{index + 1} {name}", *cells, f"{block['aa'][index]:.1f}", "-" if f is None else f"{f:.1f}")
-    return table
-
-
-def print_result(result) -> None:
-    if result.summary:
-        out.print(scores_table(result))
-        if result.text_only:  # scored text to text: "image" is each caption's English sentence
-            out.print("[dim]text-only teacher: image_retrieval = caption -> its English sentence, "
-                      "text_retrieval = English sentence -> caption[/]")
-        for metric in ("image_retrieval_recall@1", "text_retrieval_recall@1", "mean_recall"):
-            block = result.summary["metrics"][metric]
-            f = block["final_f"]
-            out.print(f"{metric}: AA {block['final_aa']:.1f}, F {'-' if f is None else f'{f:.1f}'}")
-    else:
-        out.print("[dim]no test manifest: nothing benched[/]")
-    if result.resumed_from:
-        out.print(f"resumed after {result.resumed_from} finished task(s)")
-    out.print(f"{result.trainable_parameters:,} trainable parameters, {result.seconds:.0f} s of training and "
-              f"benching -> {result.extension}")
-    if result.json_path:
-        out.print(f"results: {result.json_path}; plots: {', '.join(p.name for p in result.plots)}")
-
-
-def run_with_progress(run):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn())
-    with Progress(*columns, console=out) as bar:
-        on_step, on_features = progress_callbacks(bar, {})
-
-        def on_task(index: int, record) -> None:
-            scores = " ".join(f"{lang} {m['image_retrieval_recall@1']:.1f}" for lang, m in record.scores.items())
-            bar.console.print(f"[dim]after {'+'.join(record.languages)} ({record.seconds:.0f} s, "
-                              f"{sum(record.new_tokens.values())} new tokens): R@1[/] {scores}")
-        return run(on_features, on_step, on_task)
-
-
-def default_test_manifest(ws) -> Path | None:
-    path = ws.manifest("xtd10")
-    return path if path.is_file() else None
-
-
-@app.command(
+@commands.command(
     help="""Learn languages one after another (continual language learning) and measure forgetting.
 
 Each language in --order is one task: CLIP's BPE is continued on that language (English and the
 languages before it keep their tokenisation exactly), the new token rows are appended, and the
-method trains (cll-clip: the token table only; ewc, er, lwf: the same with online EWC, replay or
+learner trains (cll-clip: the token table only; ewc, er, lwf: the same with online EWC, replay or
 distillation; mla: + per-language acquirers; full-ft: the whole text tower; joint: every language
 at once, the upper bound). After each task every language seen so far is benched on the test
 manifest (default: the world's XTD10-layout test set).
@@ -113,13 +35,15 @@ Writes OUT/extension (the state after the last finished language: usable as --mo
 run resumes from it with --resume), OUT/results.json (accuracy matrices, AA and F as CLFM's
 gather.py), and PNG heatmaps and an AA/F plot.
 
-Example: [bold]mlclip continual --method cll-clip --teir --order en,it,de,fr,es,pl,tr,ru,ko,zh,ja[/]""",
+Example: [bold]mlclip continual --learner cll-clip --teir --order en,it,de,fr,es,pl,tr,ru,ko,zh,ja[/]""",
     short_help="Learn languages in sequence; measure forgetting (CLL-CLIP, TEIR, baselines).",
 )
 def continual(
     ctx: typer.Context,
     order: str = typer.Option(WORLD_ORDER, "--order", help="Languages in the order they arrive, comma-separated."),
-    method: str = typer.Option("cll-clip", "--method", help="cll-clip, ewc, er, lwf, mla, full-ft or joint."),
+    learner: str = typer.Option("cll-clip", "--learner", help="What each task trains and how it holds earlier languages: "
+                                "cll-clip (the token table), ewc, er, lwf, mla (+ acquirers), full-ft or joint."),
+    method: str = typer.Option(None, "--method", hidden=True, help="Deprecated name of --learner."),
     teir: str = typer.Option("none", "--teir", help=TEIR_HELP),
     teir_reg: str = typer.Option("both", "--teir-reg", help="What TEIR's regulariser scales: grad, decay or both."),
     teir_freq: str = typer.Option("update", "--teir-freq", help="update (1/f scales each row's update: a per-row lr; "
@@ -129,7 +53,7 @@ def continual(
     test: str = typer.Option(None, "--test", help="Test manifest benched after each task \\[default: the workspace's xtd10; "
                              "--teacher: --data]."),
     test_split: str = typer.Option(None, "--test-split", help="\\[default: test; --teacher: val]."),
-    out_dir: Path = typer.Option(None, "--out", help="Run folder \\[default: WORKSPACE/continual/<method>-teir-<teir>]."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder \\[default: WORKSPACE/continual/<learner>-teir-<teir>]."),
     model: str = typer.Option(None, "--model", help=MODEL_HELP + " \\[default: mlclip-tiny]"),
     teacher: str = typer.Option(None, "--teacher", help=TEACHER_HELP.replace("the packs", "the new rows").replace(
         "validation is text to text on the val split", "each task is benched text to text on --data's val split")),
@@ -154,18 +78,24 @@ def continual(
     from mlclip_cli.continual.teir import TeirConfig
 
     ws = ctx.obj
+    if method is not None:  # before 0.2 the learner was chosen with --method, which now names the method only
+        if learner != "cll-clip" and learner != method:
+            raise MlclipError(f"--method {method} and --learner {learner} disagree: pass --learner only")
+        err.print("[yellow]--method is deprecated here: it is --learner (the method is cll-clip; its learners are "
+                  "cll-clip, ewc, er, lwf, mla, full-ft and joint)[/]")
+        learner = method
     teir_config = TeirConfig.parse(teir, teir_reg, teir_freq)
-    model = _base_model(model, teacher)
+    model = teacher_model(model, teacher)
     loop = replace(TEXT_LOOP if teacher else TaskLoop(), seed=seed)
     if batch_size is not None:
         loop = replace(loop, batch_size=batch_size)
     loop = replace(loop, **{k: v for k, v in (("steps", steps), ("lr", lr)) if v is not None})
     config = ContinualConfig(
-        manifest=ws.find_manifest(data), out=out_dir or ws.root / "continual" / f"{method}-teir-{teir}",
-        order=tuple(code.strip() for code in order.split(",") if code.strip()), features_root=ws.features_root,
-        method=method, teir=teir_config, model=model,
+        manifest=ws.find_manifest(data), out=out_dir or ws.continual_run(learner, teir),
+        order=comma_list(order), features_root=ws.features_root,
+        learner=learner, teir=teir_config, model=model,
         test_manifest=ws.find_manifest(test) if test else ws.find_manifest(data) if teacher else default_test_manifest(ws),
         test_split=test_split or ("val" if teacher else "test"),
         loop=loop, settings=Settings(memory=memory, ewc_lambda=ewc_lambda), vocab_budget=vocab_budget,
         split_han=split_han, split=split, resume=resume, keep_steps=keep_steps)
-    print_result(run_with_progress(lambda p, s, t: run_continual(config, p, s, t)))
+    print_result(run_sequence_with_progress(lambda p, s, t: run_continual(config, p, s, t)))

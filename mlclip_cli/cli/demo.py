@@ -5,11 +5,14 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
-from mlclip_cli.cli.console import StepDisplay, out
+from mlclip_cli.cli.commands import Commands
+from mlclip_cli.cli.console import out
+from mlclip_cli.cli.progress import StepDisplay
+
+commands = Commands()
 
 
-@app.command(
+@commands.command(
     help="""Run the whole pipeline on the embedded default (a procedural image-caption world in
 11 languages and a small English CLIP), offline, in minutes on a laptop CPU: prepare, the English
 CLIP, the feature cache, zero-shot bench, MLA on nine languages, extend --lang ko, plain CLL-CLIP and
@@ -34,7 +37,7 @@ def demo(
             display.step(f"[bold]step {index + 1}/{count}[/]: {step.name}", completed=index, total=count)
 
         def finished(result) -> None:
-            mark = "[green]ran[/]" if result.status == "ran" else "[dim]not built yet[/]"
+            mark = "[green]ran[/]"
             display.print(f"{mark}  {result.name}  [dim]({result.command}, {result.seconds:.0f} s)[/]")
             if result.detail:
                 display.print(result.detail)
@@ -44,7 +47,7 @@ def demo(
         return
     out.print(comparison_table(result))
     if result.continual:
-        from mlclip_cli.cli.continual import scores_table
+        from mlclip_cli.cli.tables import scores_table
 
         for teir, run in result.continual.items():
             out.print(scores_table(run, title=f"continual {' -> '.join(run.order)}: CLL-CLIP"
@@ -56,7 +59,7 @@ def demo(
 
 
 def comparison_table(result) -> Table:
-    from mlclip_cli.demo import SEQUENCE_COLUMNS, comparison
+    from mlclip_cli.demo_report import SEQUENCE_COLUMNS, comparison
     from mlclip_cli.demo_report import MEAN, R1
 
     rows = comparison(result.zero_shot, result.mla, result.continual)

@@ -7,11 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
+from mlclip_cli.cli.options import comma_list
+
+commands = Commands()
 
 
-@app.command(
+@commands.command(
     help="""Export an MLA extension for deployment: the image tower once (image.onnx, with
 preprocess.json) and one small text encoder per language (text-<lang>.onnx: the frozen text tower +
 that language's pack, with its tokenizer-<lang>.json; text-en.onnx is the CLIP's own tower), so a
@@ -39,8 +42,8 @@ def export(
 ) -> None:
     from mlclip_cli.export_onnx import ExportConfig, check_parity, export_onnx
 
-    folder = extension or ctx.obj.root / "extensions" / "mla"
-    languages = tuple(code.strip() for code in langs.split(",") if code.strip()) if langs else None
+    folder = extension or ctx.obj.extension("mla")
+    languages = comma_list(langs) if langs else None
     with out.status("exporting"):
         result = export_onnx(ExportConfig(extension=folder, out=out_dir, languages=languages, format=format))
     table = Table(title=f"ONNX export -> {result.out}")

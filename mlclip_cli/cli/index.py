@@ -7,12 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
 from mlclip_cli.errors import MlclipError
 
+commands = Commands()
+
 index_app = typer.Typer(help="Build FAISS index files from cached features.", no_args_is_help=True)
-app.add_typer(index_app, name="index")
+commands.group(index_app, "index")
 
 KIND_HELP = ("flat (exact, 4 x dim bytes a vector), ivf (inverted lists of raw vectors), ivfpq (inverted lists of "
              "product-quantised codes: pq-m bytes a vector) or hnsw (a graph, CPU only).")
@@ -47,7 +49,7 @@ def build(
     hnsw_m: int = typer.Option(32, "--hnsw-m", min=1, help="hnsw: links per node."),
     gpu: bool = typer.Option(None, "--gpu/--cpu", help="Build on the GPU or the CPU \\[default: the GPU when FAISS sees one; hnsw: CPU]."),
 ) -> None:
-    from mlclip_cli.cli.features import progress_bar, progress_callback
+    from mlclip_cli.cli.progress import progress_bar, progress_callback
     from mlclip_cli.search import INDEX_KINDS, IndexConfig, build_feature_index
 
     if kind not in INDEX_KINDS:

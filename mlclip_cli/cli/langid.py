@@ -8,12 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
 from mlclip_cli.errors import MlclipError
 
+commands = Commands()
 
-@app.command(
+
+@commands.command(
     help="""Detect the language of each line of a UTF-8 text file (one text per line, blank
 lines skipped), among a given set of languages: the languages of --extension (its packs, plus
 English), else --langs, else XTD10's 11 (en de fr es it ko pl ru tr zh ja).
@@ -39,16 +41,18 @@ def langid(
     out_path: Path = typer.Option(None, "--out", help="Output file: .parquet or .tsv."),
 ) -> None:
     from mlclip_cli import langid as lid
+    from mlclip_cli.cli.options import comma_list
+    from mlclip_cli.core.extension import EXTENSION_FILE, is_extension
 
     lid.check_out_path(out_path)
     if extension is not None and langs is not None:
         raise MlclipError("--extension and --langs both give the languages: pass one of them")
     if extension is not None:
-        if not (extension / "extension.json").is_file():
-            raise MlclipError(f"{extension}: not a language-extension folder (no extension.json)")
+        if not is_extension(extension):
+            raise MlclipError(f"{extension}: not a language-extension folder (no {EXTENSION_FILE})")
         languages = lid.extension_languages(extension)
     elif langs is not None:
-        languages = [code.strip() for code in langs.split(",") if code.strip()]
+        languages = list(comma_list(langs))
     else:
         languages = list(lid.XTD10_LANGUAGES)
     languages = lid.check_languages(languages, backend)

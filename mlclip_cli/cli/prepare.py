@@ -8,10 +8,13 @@ import typer
 from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
+from mlclip_cli.cli.options import comma_list
 from mlclip_cli.datasets import dataset_names, get_dataset
 from mlclip_cli.errors import MlclipError
+
+commands = Commands()
 
 
 def _dataset_list() -> str:
@@ -63,9 +66,9 @@ def prepare(
     get_dataset(dataset)  # unknown names fail before any work
     config = PrepareConfig(
         root=root, images=images, drop_missing_images=drop_missing_images,
-        languages=tuple(code for code in langs.split(",") if code) if langs else None,
+        languages=comma_list(langs) if langs else None,
         subset=subset, size=size, seed=seed, translations=_parse_translations(translation),
-        splits=tuple(name.strip() for name in splits.split(",") if name.strip()) if splits else None,
+        splits=comma_list(splits) if splits else None,
     )
     target = out_path or ctx.obj.manifest(dataset)
     with Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=out, transient=True) as bar:
@@ -114,4 +117,4 @@ def _print_splits(splits: dict) -> None:
         out.print(f"  {split}: {state}, missing {', '.join(files['missing'])}", markup=False)
 
 
-app.command(help=_help(), short_help="Turn a real data set into a Parquet manifest.")(prepare)
+commands.command(help=_help(), short_help="Turn a real data set into a Parquet manifest.")(prepare)

@@ -9,8 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
+
+commands = Commands()
 
 
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
@@ -25,7 +27,7 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
     return table
 
 
-@app.command(
+@commands.command(
     help="""Train the small English CLIP contrastively on the English captions of a manifest
 (by default the embedded world's, WORKSPACE/manifests/world.parquet), reporting validation
 retrieval on its val split.

@@ -5,8 +5,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
-from mlclip_cli.cli.console import StepDisplay, out
+from mlclip_cli.cli.commands import Commands
+from mlclip_cli.cli.console import out
+from mlclip_cli.cli.progress import StepDisplay
+
+commands = Commands()
 
 
 def _rich_table(title: str, columns: list[str], rows: list[list]) -> Table:
@@ -31,7 +34,7 @@ def _list() -> None:
     out.print(table)
 
 
-@app.command(
+@commands.command(
     help="""Re-run one of the papers' tables on the embedded world and print it beside the paper's
 figures: mla-stages, mla-ablation, mla-objectives, extension, low-resource, teir, baselines.
 

@@ -5,21 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mlclip_cli.cli.app import app
+from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.features import MODEL_HELP, TEACHER_HELP, base_model as _base_model
+from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_extension, default_test_manifest, comma_list
+from mlclip_cli.cli.progress import run_sequence_with_progress, run_training_with_progress
+from mlclip_cli.cli.tables import print_result
+from mlclip_cli.loading import teacher_model
+
+commands = Commands()
 
 STAGES_HELP = ("nlt, le, nlt+le (both losses at once), nlt,le (one after the other) or nlt,nlt+le: "
                "each row of the MLA paper's Table 4.")
-
-
-def default_extension(ws, method: str = "mla") -> Path:
-    if method == "cll-clip":  # what `mlclip continual --teir` writes by default
-        return ws.root / "continual" / "cll-clip-teir-both" / "extension"
-    return ws.root / "extensions" / method
 
 
 ACQUIRER_HELP = ("Language acquirers: mlp (x + W_up ReLU(W_down x), the paper's), linear (no ReLU, the same size: "
@@ -55,39 +53,10 @@ TEXT_VOCAB = 8000  # real text has far more word forms than the world
 
 def _text_base(folder: Path) -> bool:
     """Whether an extension was built on a text-only encoder (its defaults are the --teacher ones)."""
-    import json
-
+    from mlclip_cli.core.extension import read_index
     from mlclip_cli.models.clip import is_text_encoder_spec
 
-    return is_text_encoder_spec(str(json.loads((folder / "extension.json").read_text(encoding="utf-8"))["base_model"]))
-
-
-def _langs(value: str) -> tuple[str, ...]:
-    return tuple(code.strip() for code in value.split(",") if code.strip())
-
-
-def _run_with_progress(run):
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=out) as bar:
-        tasks: dict[str, int] = {}
-
-        def on_step(stage: str, step: int, total: int, loss: float) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(f"stage {stage}", total=total, loss=float("nan"))
-            bar.update(tasks[stage], completed=step, loss=loss)
-
-        def on_eval(stage: str, step: int, val: dict) -> None:
-            scores = " ".join(f"{lang} {m['image_retrieval_recall@1']:.1f}" for lang, m in val.items())
-            bar.console.print(f"[dim]{stage} step {step}: val R@1[/] {scores}")
-
-        def on_features(name: str, done: int, total: int) -> None:
-            key = f"features {name} ({total})"  # train and val parts share names
-            if key not in tasks:
-                tasks[key] = bar.add_task(f"features {name}", total=total, loss=float("nan"))
-            bar.update(tasks[key], completed=done)
-
-        return run(on_features, on_step, on_eval)
+    return is_text_encoder_spec(str(read_index(folder)["base_model"]))
 
 
 def _summary(result) -> None:
@@ -110,7 +79,7 @@ def _summary(result) -> None:
     out.print(f"{result.loop.steps} steps in {result.loop.seconds:.0f} s -> {result.out}")
 
 
-@app.command(
+@commands.command(
     help="""Teach the frozen CLIP several languages at once with a method (MLA: a shared non-native
 token block + one pack of language acquirers per language; the CLIP itself never changes).
 
@@ -156,32 +125,33 @@ def train(
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help=GRAD_ACCUM_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
 ) -> None:
+    from mlclip_cli.core.acquirer import check_acquirer
+    from mlclip_cli.errors import MlclipError
     from mlclip_cli.methods import get_method
     from mlclip_cli.mla.method import CLIP_INIT
-    from mlclip_cli.mla.model import check_acquirer
 
     ws = ctx.obj
     chosen = get_method(method)
-    if chosen.name == "cll-clip":
-        chosen.train(None)  # refuses with a pointer to `mlclip continual`
+    if chosen.train is None:  # a method that learns in sequence has no train of its own
+        raise MlclipError(chosen.sequence_hint)
     check_acquirer(acquirer)
-    model = _base_model(model, teacher)
+    model = teacher_model(model, teacher)
     loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
                  text_teacher=teacher is not None, grad_accum=grad_accum)
     if teacher is not None and embedding_init is None:
         embedding_init = CLIP_INIT  # real text: each row starts from the teacher's own rows of its text
     vocab_size = vocab_size or (TEXT_VOCAB if teacher is not None else 4000)
     init = None if embedding_init is None else embedding_init if embedding_init == CLIP_INIT else Path(embedding_init)
-    config = chosen.config()(
-        manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=_langs(langs),
+    config = chosen.train_config()(
+        manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=comma_list(langs),
         features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
         embedding_init=init, split=split, features_dir=features_dir, resume=resume,
         acquirer=acquirer, max_pairs=max_pairs, loop=loop,
     )
-    _summary(_run_with_progress(lambda p, s, e: chosen.train(config, p, s, e)))
+    _summary(run_training_with_progress(lambda p, s, e: chosen.train(config, p, s, e)))
 
 
-@app.command(
+@commands.command(
     help="""Add one language to an extension.
 
 MLA: trains only that language's pack (the shared block and every other pack stay
@@ -190,7 +160,7 @@ for LE). A language whose script the shared tokenizer never saw gets a vocabular
 its own (--vocab-extension).
 
 cll-clip (a `mlclip continual` extension): one more task of its sequence with the settings it
-was trained with (its method, TEIR, steps); the folder is updated whole, and every language is
+was trained with (its learner, TEIR, steps); the folder is updated whole, and every language is
 benched on --test afterwards.
 
 Example: [bold]mlclip extend --lang ko --data xtd10[/]
@@ -225,46 +195,45 @@ def extend(
     replace: bool = typer.Option(False, "--replace", help="Train again a language that already has a pack."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished extend of this language."),
 ) -> None:
+    from mlclip_cli.core.extension import is_extension
     from mlclip_cli.errors import MlclipError
     from mlclip_cli.methods import method_of
 
     ws = ctx.obj
     folder = extension or default_extension(ws, method or "mla")
-    if not (folder / "extension.json").is_file():
+    if not is_extension(folder):
         raise MlclipError(f"{folder}: no extension here (make one first with `mlclip train --method mla --langs ...` "
                           "or `mlclip continual`)")
     chosen = method_of(folder)
     if method is not None and method != chosen.name:
         raise MlclipError(f"{folder} is a {chosen.name} extension, not {method}")
-    if chosen.name == "cll-clip":
-        from mlclip_cli.cli.continual import default_test_manifest, print_result, run_with_progress
-
-        config = chosen.config()(extension=folder, language=lang.strip(), manifest=ws.find_manifest(data),
+    if chosen.train is None:  # a sequence method: one more task, with the settings its run was trained with
+        config = chosen.extend_config()(extension=folder, language=lang.strip(), manifest=ws.find_manifest(data),
                                  features_root=ws.features_root, steps=steps, split=split,
                                  test_manifest=ws.find_manifest(test) if test else default_test_manifest(ws))
-        print_result(run_with_progress(lambda p, s, t: chosen.extend(config, p, s, t)))
+        print_result(run_sequence_with_progress(lambda p, s, t: chosen.extend(config, p, s, t)))
         return
     if vocab_extension not in ("auto", "always", "never"):
         raise MlclipError(f"--vocab-extension must be auto, always or never, not '{vocab_extension}'")
-    config = chosen.config()(
+    config = chosen.extend_config()(
         manifest=ws.find_manifest(data), out=folder, languages=(lang.strip(),), features_root=ws.features_root,
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
         resume=resume, replace=replace, max_pairs=max_pairs,
         loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
                    text_teacher=_text_base(folder), grad_accum=grad_accum),
     )
-    _summary(_run_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
+    _summary(run_training_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
 
 
 packs_app = typer.Typer(help="List, show and remove the language packs of an extension.", no_args_is_help=True)
-app.add_typer(packs_app, name="packs")
+commands.group(packs_app, "packs")
 
 EXTENSION_OPTION = typer.Option(None, "--extension", help="Extension folder \\[default: WORKSPACE/extensions/mla].")
 
 
 @packs_app.command("list", help="One line per pack: language, size, training steps, val scores.\n\nExample: [bold]mlclip packs list[/]")
 def packs_list(ctx: typer.Context, extension: Path = EXTENSION_OPTION) -> None:
-    from mlclip_cli.mla.packs import read_extension
+    from mlclip_cli.core.extension import read_extension
 
     ext = read_extension(extension or default_extension(ctx.obj))
     table = Table(title=f"{ext.info['method']} extension {ext.folder} on {ext.info['base_identity']}")
@@ -283,8 +252,8 @@ def packs_show(ctx: typer.Context, lang: str = typer.Argument(..., help="Languag
                extension: Path = EXTENSION_OPTION) -> None:
     import json
 
+    from mlclip_cli.core.extension import read_extension
     from mlclip_cli.errors import MlclipError
-    from mlclip_cli.mla.packs import read_extension
 
     ext = read_extension(extension or default_extension(ctx.obj))
     if lang not in ext.cards:
@@ -295,11 +264,12 @@ def packs_show(ctx: typer.Context, lang: str = typer.Argument(..., help="Languag
 @packs_app.command("remove", help="Delete a language's pack (its card first, so no half pack remains).\n\nExample: [bold]mlclip packs remove ko[/]")
 def packs_remove(ctx: typer.Context, lang: str = typer.Argument(..., help="Language of the pack."),
                  extension: Path = EXTENSION_OPTION) -> None:
+    from mlclip_cli.core.extension import read_extension
     from mlclip_cli.errors import MlclipError
-    from mlclip_cli.mla.packs import read_extension, remove_pack
+    from mlclip_cli.mla.packs import METHOD, remove_pack
 
     ext = read_extension(extension or default_extension(ctx.obj))
-    if ext.info["method"] != "mla":
+    if ext.info["method"] != METHOD:
         raise MlclipError(f"{ext.folder}: the languages of a {ext.info['method']} extension share one token table "
                           "and cannot be removed one by one")
     removed = remove_pack(ext, lang)

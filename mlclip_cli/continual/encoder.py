@@ -5,21 +5,19 @@ acquirers a caption goes through its language's set (fallback "english": none)."
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mlclip_cli.continual import snapshot
-from mlclip_cli.continual.model import ContinualTextEncoder
 from mlclip_cli.continual.hf_vocab import vocabulary_for
-from mlclip_cli.encoders import FrozenClip, encode_by_language
+from mlclip_cli.continual.model import ContinualTextEncoder
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.core.extension import check_base
+from mlclip_cli.core.towers import tower_of, tower_sha256
+from mlclip_cli.encoders import FrozenClip, check_fallback, encode_by_language
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla.encoder import FALLBACKS
-from mlclip_cli.mla.model import tower_of
-from mlclip_cli.mla.packs import tower_sha256
-from mlclip_cli.mla.train import encode_grouped
 from mlclip_cli.training.pretrain import attention_kernel
 
 
@@ -28,10 +26,7 @@ def open_snapshot(folder: Path, device: str | None = None):
     state = snapshot.read(folder)
     info = state.info
     base = FrozenClip.load(info["base_model"], device)
-    if (base.clip.identity != info["base_identity"]
-            or tower_sha256(SimpleNamespace(tower=tower_of(base.clip.model))) != info["tower_sha256"]):
-        raise MlclipError(f"{folder}: built on base model {info['base_identity']}, but "
-                          f"'{info['base_model']}' now loads {base.clip.identity}")
+    check_base(folder, info, base.clip.identity, tower_sha256(tower_of(base.clip.model)))
     vocabulary = vocabulary_for(base.clip, False, state.vocabulary_json)
     shape = info["encoder"]
     encoder = ContinualTextEncoder(base.clip.model, shape["vocab_size"], shape.get("hidden"), info.get("trained_tower", False))
@@ -51,8 +46,7 @@ class ContinualEncoder(FrozenClip):
     name = "cll-clip"
 
     def __init__(self, folder: Path, device: str | None = None, fallback: str = "none"):
-        if fallback not in FALLBACKS:
-            raise MlclipError(f"unknown --fallback '{fallback}' (choose {', '.join(FALLBACKS)})")
+        check_fallback(fallback)
         state, base, encoder, vocabulary = open_snapshot(Path(folder), device)
         super().__init__(base.clip, str(base.device))
         self.folder, self.state, self.model, self.vocabulary = Path(folder), state, encoder, vocabulary

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla.model import Acquirer, TextTower, tower_of
+from mlclip_cli.core.acquirer import Acquirer
+from mlclip_cli.core.towers import TextTower, tower_of
 
 TEMPERATURE_INIT = 0.07
 TEMPERATURE_RANGE = (0.001, 0.5)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -32,11 +31,12 @@ from mlclip_cli.continual.teir import RowScaledStep, TeirConfig, grow_usage, ini
 from mlclip_cli.continual.hf_vocab import vocabulary_for
 from mlclip_cli.continual.vocab import ClipVocabulary
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.core.extension import git_revision, now
+from mlclip_cli.core.pairs import PairData, Validation, evaluation_set, load_pairs, select_rows
+from mlclip_cli.core.towers import tower_of, tower_sha256
+from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla.model import tower_of
-from mlclip_cli.mla.data import PairData, Validation, evaluation_set, load_pairs, select_rows
-from mlclip_cli.mla.packs import git_revision, now, tower_sha256
-from mlclip_cli.mla.train import encode_grouped
 from mlclip_cli.training.pretrain import attention_kernel
 
 VOCAB_BUDGET = 10_000  # CLFM's BPE size per language
@@ -59,9 +59,8 @@ class TaskLoop:
     seed: int = 0
 
 
-# CLFM's values (XM3600 / CC3M-translated captions, 3 epochs per language), kept for real runs;
-# 5e-5 learns far too slowly for the world's budget of steps (see docs/benchmarks.md).
-CLFM_LOOP = TaskLoop(steps=0, lr=5e-5)
+# CLFM's lr, 5e-5 (3 epochs a language on XM3600 / CC3M-translated captions), learns far too slowly
+# for the world's budget of steps (see docs/benchmarks.md): pass it with --lr for real runs.
 # A real text-only teacher (MiniLM): 0.65 s a step of 64 on 2 cores, three languages in 7.4 min (measured).
 TEXT_LOOP = TaskLoop(steps=200, lr=1e-3, batch_size=64)
 
@@ -72,7 +71,7 @@ class ContinualConfig:
     out: Path  # run folder: extension/ (the state), results.json, PNGs
     order: tuple[str, ...]
     features_root: Path
-    method: str = "cll-clip"
+    learner: str = "cll-clip"  # continual/learners: the plain table, or a baseline (ewc, er, lwf, mla, full-ft, joint)
     teir: TeirConfig = field(default_factory=TeirConfig)
     model: str = "mlclip-tiny"
     test_manifest: Path | None = None  # None: no per-step bench
@@ -104,7 +103,7 @@ class ContinualResult:
     out: Path
     extension: Path
     order: list[str]
-    method: str
+    learner: str
     teir: str
     tasks: list[TaskRecord]
     summary: dict  # scores.sequence_summary
@@ -126,7 +125,8 @@ def check_order(order: tuple[str, ...]) -> list[str]:
 
 
 def _fingerprint(config: ContinualConfig) -> str:
-    keys = {"order": list(config.order), "method": config.method, "teir": asdict(config.teir), "model": config.model,
+    # "method" is the learner's old key: kept so that an unfinished run of an earlier version resumes
+    keys = {"order": list(config.order), "method": config.learner, "teir": asdict(config.teir), "model": config.model,
             "loop": asdict(config.loop), "settings": asdict(config.settings), "vocab_budget": config.vocab_budget,
             "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han, "split": config.split,
             "manifest": str(Path(config.manifest).resolve())}
@@ -167,7 +167,7 @@ class _Run:
         self.usage = initial_usage(self.encoder.clip_rows)
         self.special = [vocabulary.sot, vocabulary.eot]
         # The base tower's hash (full fine-tuning trains a copy, whose hash would differ).
-        self.base_tower_sha256 = tower_sha256(SimpleNamespace(tower=tower_of(base.clip.model)))
+        self.base_tower_sha256 = tower_sha256(tower_of(base.clip.model))
 
     def tokenizers(self, languages) -> dict:
         return {language: self.vocabulary for language in dict.fromkeys(languages)}
@@ -338,7 +338,7 @@ def run_continual(config: ContinualConfig, progress: Callable | None = None, on_
     """Run (or resume) the sequence `config.order`; returns its scores and writes results.json,
     heatmaps and the AA/F plot next to the extension folder (OUT/extension)."""
     order = check_order(config.order)
-    learner = get_learner(config.method, config.settings)
+    learner = get_learner(config.learner, config.settings)
     state_dir = Path(config.out) / "extension"
     snapshot.recover(state_dir)
     saved = snapshot.read(state_dir) if snapshot.exists(state_dir) else None
@@ -386,7 +386,7 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
     loop = TaskLoop(**info["loop"])
     run_config = ContinualConfig(
         manifest=config.manifest, out=folder.parent, order=tuple(info["languages"]) + (config.language,),
-        features_root=config.features_root, method=learner.name, teir=TeirConfig(**info["teir"]), model=info["base_model"],
+        features_root=config.features_root, learner=learner.name, teir=TeirConfig(**info["teir"]), model=info["base_model"],
         test_manifest=config.test_manifest, test_split=config.test_split,
         loop=loop if config.steps is None else replace(loop, steps=config.steps), settings=learner.settings,
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
@@ -398,8 +398,6 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
 
 def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state_dir: Path,
               saved: snapshot.Snapshot | None, progress, on_step, on_task) -> ContinualResult:
-    from mlclip_cli.encoders import FrozenClip
-
     manifest = read_manifest(config.manifest).to_pandas()
     done = len(saved.record["tasks"]) if saved else 0
     todo = [] if learner.joint and done else (order if learner.joint else order[done:])
@@ -430,7 +428,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
         vocabulary.protect(_texts(manifest, language))
     pending = [lang for task in tasks[len(records):] for lang in task]
     if not base.has_images and learner.name != "cll-clip":
-        raise MlclipError(f"'{config.model}' is a text-only encoder: only --method cll-clip runs on it (NLT loss only)")
+        raise MlclipError(f"'{config.model}' is a text-only encoder: only --learner cll-clip runs on it (NLT loss only)")
     everything = (load_pairs(manifest, config.manifest, pending, config.split, True, base.has_images, base, config.features_root,
                              None, progress)[0] if pending else None)  # one read of the feature cache for every task
     for task in range(len(records), len(tasks)):
@@ -497,7 +495,7 @@ def _finish(config, run: _Run, learner: Learner, order, records, seconds, resume
                              text_only=not run.base.has_images)
     if benched:
         result.json_path = write_json(out / "results.json", {
-            "artifact": "mlclip-continual-results", "method": learner.name, "teir": config.teir.label,
+            "artifact": "mlclip-continual-results", "method": snapshot.METHOD, "learner": learner.name, "teir": config.teir.label,
             "order": order, "scored": "t2t" if result.text_only else "t2i",  # t2t: caption -> its English sentence
             "trainable_parameters": result.trainable_parameters, "seconds": seconds,
             "tasks": [asdict(r) for r in records], **summary, "extension": str(state_dir)})

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mlclip_cli.atomic import write_json
+from mlclip_cli.core.extension import (EXTENSION_FILE, check_hashes, load_tensors, read_json_object, recover,
+                                       sha256_file, swap_in, write_card, write_index)
 from mlclip_cli.errors import ArtifactError
-from mlclip_cli.mla.packs import EXTENSION_FILE, read_json_object, sha256_file, write_extension_index
 
 METHOD = "cll-clip"
 HASHED = {"tokenizer_sha256": "tokenizer.json", "shared_sha256": "weights.safetensors", "usage_sha256": "usage.safetensors"}
+__all__ = ["METHOD", "Snapshot", "exists", "keep_copy", "read", "recover", "write"]
 
 
 @dataclass
@@ -41,57 +43,21 @@ class Snapshot:
     learner_info: dict
 
 
-def _next(folder: Path) -> Path:
-    return folder.parent / f".{folder.name}.next"
-
-
-def _old(folder: Path) -> Path:
-    return folder.parent / f".{folder.name}.old"
-
-
-def recover(folder: Path) -> None:
-    """Finish or undo a swap a kill interrupted."""
-    folder, nxt, old = Path(folder), _next(Path(folder)), _old(Path(folder))
-    if not folder.exists() and old.exists() and (nxt / EXTENSION_FILE).is_file():
-        nxt.rename(folder)  # killed between the two renames: the new state is complete
-    if nxt.exists():
-        shutil.rmtree(nxt)  # killed while writing it: the old state stands
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def write(folder: Path, info: dict, vocabulary_json: str, weights: dict[str, torch.Tensor], usage: torch.Tensor,
           learner_state: tuple[dict, dict], record: dict, cards: dict[str, dict]) -> None:
-    folder = Path(folder)
-    nxt = _next(folder)
-    if nxt.exists():
-        shutil.rmtree(nxt)
-    (nxt / "packs").mkdir(parents=True)
-    (nxt / "tokenizer.json").write_text(vocabulary_json, encoding="utf-8")
-    save_file({k: v.detach().float().contiguous().cpu() for k, v in weights.items()}, str(nxt / "weights.safetensors"))
-    save_file({"usage": usage.float().contiguous().cpu()}, str(nxt / "usage.safetensors"))
-    tensors, learner_info = learner_state
-    save_file({k: v.float().contiguous().cpu() for k, v in tensors.items()}, str(nxt / "learner.safetensors"))
-    write_json(nxt / "learner.json", learner_info)
-    write_json(nxt / "continual.json", record)
-    hashes = {key: sha256_file(nxt / name) for key, name in HASHED.items()}
-    for language, card in cards.items():
-        write_json(nxt / "packs" / f"{language}.json", {
-            "artifact": "mlclip-language-pack", "language": language, "method": METHOD,
-            **{k: info[k] for k in ("base_model", "base_identity", "tower_sha256")}, **card})
-    write_extension_index(nxt, {**info, **hashes, "method": METHOD})
-    if folder.exists():
-        folder.rename(_old(folder))
-    nxt.rename(folder)
-    if _old(folder).exists():
-        shutil.rmtree(_old(folder))
-
-
-def _tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except Exception as exc:
-        raise ArtifactError(f"{path}: unreadable weights ({str(exc).splitlines()[0]})") from None
+    with swap_in(Path(folder)) as staged:
+        (staged / "packs").mkdir()
+        (staged / "tokenizer.json").write_text(vocabulary_json, encoding="utf-8")
+        save_file({k: v.detach().float().contiguous().cpu() for k, v in weights.items()}, str(staged / "weights.safetensors"))
+        save_file({"usage": usage.float().contiguous().cpu()}, str(staged / "usage.safetensors"))
+        tensors, learner_info = learner_state
+        save_file({k: v.float().contiguous().cpu() for k, v in tensors.items()}, str(staged / "learner.safetensors"))
+        write_json(staged / "learner.json", learner_info)
+        write_json(staged / "continual.json", record)
+        hashes = {key: sha256_file(staged / name) for key, name in HASHED.items()}
+        for language, card in cards.items():
+            write_card(staged, language, METHOD, info, card)
+        write_index(staged, {**info, **hashes, "method": METHOD})
 
 
 def exists(folder: Path) -> bool:
@@ -104,15 +70,12 @@ def read(folder: Path) -> Snapshot:
     info = read_json_object(folder / EXTENSION_FILE, "extension index")
     if info.get("method") != METHOD:
         raise ArtifactError(f"{folder}: an extension of method '{info.get('method')}', not {METHOD}")
-    for key, name in HASHED.items():
-        path = folder / name
-        if not path.is_file() or sha256_file(path) != info.get(key):
-            raise ArtifactError(f"{path}: missing or corrupt (its hash is not the one in {EXTENSION_FILE})")
+    check_hashes(folder, info, HASHED)
     learner_path = folder / "learner.safetensors"
     return Snapshot(folder, info, read_json_object(folder / "continual.json", "run record"),
-                    (folder / "tokenizer.json").read_text(encoding="utf-8"), _tensors(folder / "weights.safetensors"),
-                    _tensors(folder / "usage.safetensors")["usage"],
-                    _tensors(learner_path) if learner_path.is_file() else {},
+                    (folder / "tokenizer.json").read_text(encoding="utf-8"), load_tensors(folder / "weights.safetensors"),
+                    load_tensors(folder / "usage.safetensors")["usage"],
+                    load_tensors(learner_path) if learner_path.is_file() else {},
                     read_json_object(folder / "learner.json", "learner state") if (folder / "learner.json").is_file() else {})
 
 

@@ -1,4 +1,5 @@
-"""Training data for MLA: target-language captions joined to cached frozen features.
+"""Training data of both methods: target-language captions joined to cached frozen features, and
+the validation / per-task test sets they are scored on.
 
 NLT needs, per caption, the frozen teacher's embedding of its parallel English caption (same
 pair_id); LE needs its image's frozen feature. Both come from the feature cache (`mlclip
@@ -16,6 +17,7 @@ import pandas as pd
 
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+from mlclip_cli.workspace import feature_folder
 
 
 @dataclass
@@ -73,12 +75,6 @@ class Validation:
     captions: dict[str, list[str]]  # language -> val captions
     caption_image: dict[str, np.ndarray]  # language -> image index of each caption
     image: np.ndarray  # [images, dim]
-
-
-def feature_folder(features_root: Path, manifest: Path, split: str, identity: str) -> Path:
-    from mlclip_cli.bench.run import slug
-
-    return Path(features_root) / slug(Path(manifest).stem) / split / slug(identity)
 
 
 def select_rows(manifest: pd.DataFrame, where: str, languages: list[str], split: str | None) -> tuple[pd.DataFrame, str]:

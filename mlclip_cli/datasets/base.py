@@ -8,13 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlclip_cli.errors import DatasetError
 from mlclip_cli.text import clean_caption, mask_reason, normalise_language
-
-if TYPE_CHECKING:
-    from mlclip_cli.datasets.layout import LayoutCheck
 
 
 @dataclass
@@ -59,6 +55,23 @@ class Report:
         rows.append({**row, "caption": caption})
 
 
+@dataclass
+class LayoutCheck:
+    warnings: list[str]
+    files: dict[str, int | None]  # relative path -> line count (None when not counted)
+
+
+@dataclass(frozen=True)
+class BenchSet:
+    """How `mlclip bench NAME` scores a prepared data set: its split, and which rows count."""
+
+    name: str  # the bench command's name (xtd for XTD10)
+    summary: str
+    split: str = "test"
+    select: Callable | None = None  # (rows, subset) -> rows
+    subsets: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -69,6 +82,7 @@ class DatasetSpec:
     splits: tuple[str, ...] = ()  # splits config.splits may name (empty: the data set has no split choice)
     # its own root check, e.g. one that accepts a root holding only some splits (None: layout.check_root)
     check_layout: Callable[[PrepareConfig], LayoutCheck] | None = None
+    bench: BenchSet | None = None  # a retrieval benchmark of its prepared manifest
 
 
 def read_lines(path: Path) -> list[str]:

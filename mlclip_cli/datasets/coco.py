@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlclip_cli.datasets import register
-from mlclip_cli.datasets.base import DatasetSpec, ImageFinder, PrepareConfig, Report, read_json, select_languages
+from mlclip_cli.datasets.base import BenchSet, DatasetSpec, ImageFinder, PrepareConfig, Report, read_json, select_languages
 from mlclip_cli.errors import DatasetError
 
 SUBSETS = {"all": None, "test5k": 5000, "test1k": 1000}  # subset -> number of test images (None: everything)
@@ -70,10 +70,22 @@ def load(config: PrepareConfig, report: Report) -> list[dict]:
     return rows
 
 
+def first_test_images(rows, subset: str | None):
+    """The rows `bench coco --subset` scores: every test image (5k) or the papers' 1K test, the
+    first 1000 test images in file order."""
+    if subset in (None, "5k"):
+        return rows
+    if subset == "1k":
+        keep = set(list(dict.fromkeys(rows.image_id))[:1000])
+        return rows[rows.image_id.isin(keep)]
+    raise DatasetError(f"coco subset must be 1k or 5k, not '{subset}'")
+
+
 register(
     DatasetSpec(
         name="coco",
         summary="MSCOCO Karpathy split, English (--subset all | test5k | test1k)",
+        bench=BenchSet("coco", "MSCOCO Karpathy test, 5K or 1K (--subset)", select=first_test_images, subsets=("5k", "1k")),
         load=load,
         default_images="images",
     )

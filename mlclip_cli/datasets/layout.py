@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from mlclip_cli.datasets.base import read_lines
+from mlclip_cli.datasets.base import LayoutCheck, read_lines
 from mlclip_cli.errors import DatasetError
 
 
@@ -21,12 +20,6 @@ def load_description(name: str) -> dict:
     if not path.is_file():
         raise DatasetError(f"no data manifest for '{name}' at {path}")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-@dataclass
-class LayoutCheck:
-    warnings: list[str]
-    files: dict[str, int | None]  # relative path -> line count (None when not counted)
 
 
 def check_root(name: str, root: Path) -> LayoutCheck:

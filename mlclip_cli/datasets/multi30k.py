@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mlclip_cli.datasets import register
 from mlclip_cli.datasets.base import (
+    BenchSet,
     DatasetSpec,
     ImageFinder,
     PrepareConfig,
@@ -178,13 +179,6 @@ def load(config: PrepareConfig, report: Report) -> list[dict]:
     return rows
 
 
-register(
-    DatasetSpec(
-        name="multi30k",
-        summary="Multi30K task 1: Flickr30K, en captions with de/fr/cs translations (train/val/test)",
-        load=load,
-        default_images="images",
-        splits=tuple(SPLITS),
-        check_layout=check_layout,
-    )
-)
+register(DatasetSpec(name="multi30k", summary="Multi30K task 1: Flickr30K, en captions with de/fr/cs translations (train/val/test)",
+                     load=load, default_images="images", splits=tuple(SPLITS), check_layout=check_layout,
+                     bench=BenchSet("multi30k", "Multi30K test_2016_flickr: 1000 images, en de fr cs")))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlclip_cli.datasets import register
-from mlclip_cli.datasets.base import DatasetSpec, ImageFinder, PrepareConfig, Report, read_jsonl, select_languages
+from mlclip_cli.datasets.base import BenchSet, DatasetSpec, ImageFinder, PrepareConfig, Report, read_jsonl, select_languages
 from mlclip_cli.errors import DatasetError
 
 LANGUAGES = ("en", "de", "es", "id", "ja", "ru", "tr", "zh")
@@ -93,11 +93,6 @@ def _image_id(record: dict, lang: str, index: int) -> str:
     return str(value).strip()
 
 
-register(
-    DatasetSpec(
-        name="xflickrco",
-        summary="xFlickr&CO (IGLUE): 2000 Flickr30K/COCO images x 8 languages (test)",
-        load=load,
-        default_images="images",
-    )
-)
+register(DatasetSpec(name="xflickrco", summary="xFlickr&CO (IGLUE): 2000 Flickr30K/COCO images x 8 languages (test)",
+                     load=load, default_images="images",
+                     bench=BenchSet("xflickrco", "xFlickr&CO (IGLUE): 2000 images x 8 languages")))

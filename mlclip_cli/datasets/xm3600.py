@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlclip_cli.datasets import register
-from mlclip_cli.datasets.base import DatasetSpec, ImageFinder, PrepareConfig, Report, read_jsonl, select_languages
+from mlclip_cli.datasets.base import BenchSet, DatasetSpec, ImageFinder, PrepareConfig, Report, read_jsonl, select_languages
 from mlclip_cli.errors import DatasetError
 from mlclip_cli.text import normalise_language
 
@@ -67,11 +67,6 @@ def load(config: PrepareConfig, report: Report) -> list[dict]:
     return rows
 
 
-register(
-    DatasetSpec(
-        name="xm3600",
-        summary="Crossmodal-3600: 3600 images x 36 languages, several captions each (test)",
-        load=load,
-        default_images="images",
-    )
-)
+register(DatasetSpec(name="xm3600", summary="Crossmodal-3600: 3600 images x 36 languages, several captions each (test)",
+                     load=load, default_images="images",
+                     bench=BenchSet("xm3600", "Crossmodal-3600: 3600 images x 36 languages, every caption kept")))

@@ -9,20 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlclip_cli.datasets import register
-from mlclip_cli.datasets.base import DatasetSpec, ImageFinder, PrepareConfig, Report, check_aligned, read_lines, select_languages
-
-# language -> (folder, code in the file name)
-FILES = {
-    "en": ("XTD10", "en"), "es": ("XTD10", "es"), "it": ("XTD10", "it"), "ko": ("XTD10", "ko"),
-    "pl": ("XTD10", "pl"), "ru": ("XTD10", "ru"), "tr": ("XTD10", "tr"), "zh": ("XTD10", "zh"),
-    "de": ("MIC", "de"), "fr": ("MIC", "fr"), "ja": ("STAIR", "jp"),
-}
-
-
-def caption_file(root: Path, language: str) -> Path:
-    folder, code = FILES[language]
-    return root / folder / f"test_1kcaptions_{code}.txt"
-
+from mlclip_cli.datasets.base import BenchSet, DatasetSpec, ImageFinder, PrepareConfig, Report, check_aligned, read_lines, select_languages
+from mlclip_cli.xtd10_layout import FILES, caption_file
 
 def load(config: PrepareConfig, report: Report) -> list[dict]:
     root = Path(config.root)
@@ -54,4 +42,5 @@ def load(config: PrepareConfig, report: Report) -> list[dict]:
     return rows
 
 
-register(DatasetSpec(name="xtd10", summary="XTD10: 1000 COCO images x 11 languages (test)", load=load, default_images="images"))
+register(DatasetSpec(name="xtd10", summary="XTD10: 1000 COCO images x 11 languages (test)", load=load, default_images="images",
+                     bench=BenchSet("xtd", "XTD10 (or the world's XTD10-layout test): 1000 images x 11 languages")))

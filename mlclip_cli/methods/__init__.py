@@ -1,65 +1,49 @@
-"""The method registry: a language-extension method is one module here that calls `register`."""
+"""The method registry: what `train`, `extend` and `--model FOLDER` dispatch on.
+
+A language-extension method is one module here that registers a `Method`: how it teaches
+languages, how it adds one to an existing extension folder, and the encoder that reads its
+folders. The continual strategies (CLL-CLIP's table alone, EWC, ER, LwF, ...) are not methods:
+they are learners of the cll-clip method (continual/learners/).
+"""
 
 from __future__ import annotations
 
-import importlib
-import json
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlclip_cli.errors import MlclipError
+from mlclip_cli.core.extension import method_name
+from mlclip_cli.registry import Registry
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
     summary: str
-    train: Callable  # (config, progress, on_step, on_eval) -> result: teach several languages
-    extend: Callable  # the same for one more language of an existing extension
+    # Teach several languages at once: (config, progress, on_step, on_eval) -> result. None for a
+    # method that learns languages one after another; `sequence_hint` then says which command runs it.
+    train: Callable | None
+    extend: Callable  # (config, progress, on_step, on_eval|on_task) -> result: one more language
     encoder: Callable  # (folder, device, fallback) -> an encoder (a FrozenClip subclass)
-    config: Callable  # () -> the typed config dataclass train and extend take
+    train_config: Callable | None  # () -> the typed config dataclass `train` takes
+    extend_config: Callable  # () -> the typed config dataclass `extend` takes
+    sequence_hint: str = ""
 
 
-_REGISTRY: dict[str, Method] = {}
-_LOADED = False
+METHODS: Registry[Method] = Registry("method", __name__)
 
 
 def register(method: Method) -> Method:
-    if method.name in _REGISTRY:
-        raise ValueError(f"method {method.name!r} registered twice")
-    _REGISTRY[method.name] = method
-    return method
-
-
-def _load_all() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-def method_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return METHODS.register(method.name, method)
 
 
 def get_method(name: str) -> Method:
-    _load_all()
-    if name not in _REGISTRY:
-        raise MlclipError(f"unknown method '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    return METHODS.get(name)
 
 
 def method_of(folder: Path) -> Method:
-    path = Path(folder) / "extension.json"
-    try:
-        name = json.loads(path.read_text(encoding="utf-8")).get("method")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise MlclipError(f"{path}: not a readable extension index") from None
-    return get_method(str(name))
+    """The method that made an extension folder (its extension.json says)."""
+    return get_method(method_name(folder))
 
 
 def encoder_for(folder: Path, device: str | None = None, fallback: str = "none"):

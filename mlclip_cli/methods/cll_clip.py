@@ -1,20 +1,8 @@
-"""CLL-CLIP (continual language learning of CLIP's token embeddings, with TEIR and baselines)
-as a method: `mlclip continual` runs a sequence, `mlclip extend --method cll-clip` adds one
-language, and any continual extension folder works as --model."""
+"""CLL-CLIP (continual language learning of CLIP's token embeddings, with TEIR and its baseline
+learners; mlclip_cli/continual): `mlclip continual` runs a sequence, `mlclip extend --method
+cll-clip` adds one language, and any continual extension folder works as --model."""
 
-from mlclip_cli.errors import MlclipError
 from mlclip_cli.methods import Method, register
-
-
-def _train(config, progress=None, on_step=None, on_eval=None):
-    raise MlclipError("cll-clip learns languages one after another: run `mlclip continual --method cll-clip "
-                      "--order en,de,...` (or add one with `mlclip extend --method cll-clip --lang ...`)")
-
-
-def _extend(config, progress=None, on_step=None, on_task=None):
-    from mlclip_cli.continual.runner import extend_continual
-
-    return extend_continual(config, progress, on_step, on_task)
 
 
 def _encoder(folder, device=None, fallback="none"):
@@ -23,11 +11,19 @@ def _encoder(folder, device=None, fallback="none"):
     return ContinualEncoder(folder, device, fallback)
 
 
-def _config():
+def _extend(config, progress=None, on_step=None, on_task=None):
+    from mlclip_cli.continual.runner import extend_continual
+
+    return extend_continual(config, progress, on_step, on_task)
+
+
+def _extend_config():
     from mlclip_cli.continual.runner import ExtendConfig
 
     return ExtendConfig
 
 
 register(Method("cll-clip", "CLIP's token embeddings learnt language after language (CLL-CLIP, TEIR, baselines)",
-                _train, _extend, _encoder, _config))
+                train=None, extend=_extend, encoder=_encoder, train_config=None, extend_config=_extend_config,
+                sequence_hint="cll-clip learns languages one after another: run `mlclip continual --order en,de,...` "
+                              "(or add one with `mlclip extend --method cll-clip --lang ...`)"))

@@ -1,7 +1,13 @@
 """MLA (Multilingual Acquisition): a shared non-native token block and per-language acquirers
-over the frozen CLIP text tower; see mlclip_cli/mla and DESIGN.md section 1."""
+over the frozen CLIP text tower (mlclip_cli/mla)."""
 
 from mlclip_cli.methods import Method, register
+
+
+def _encoder(folder, device=None, fallback="none"):
+    from mlclip_cli.mla.encoder import MlaEncoder
+
+    return MlaEncoder(folder, device, fallback)
 
 
 def _train(config, progress=None, on_step=None, on_eval=None):
@@ -16,12 +22,6 @@ def _extend(config, progress=None, on_step=None, on_eval=None):
     return extend_mla(config, progress, on_step, on_eval)
 
 
-def _encoder(folder, device=None, fallback="none"):
-    from mlclip_cli.mla.encoder import MlaEncoder
-
-    return MlaEncoder(folder, device, fallback)
-
-
 def _config():
     from mlclip_cli.mla.method import MlaConfig
 
@@ -29,4 +29,4 @@ def _config():
 
 
 register(Method("mla", "language acquirers + shared non-native embeddings over the frozen CLIP (NLT then LE)",
-                _train, _extend, _encoder, _config))
+                train=_train, extend=_extend, encoder=_encoder, train_config=_config, extend_config=_config))

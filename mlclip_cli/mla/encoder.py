@@ -9,21 +9,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mlclip_cli.encoders import FrozenClip, encode_by_language
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.encoders import FrozenClip, check_fallback, encode_by_language
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla.train import attention_kernel, encode_grouped
-
-FALLBACKS = ("none", "english")
+from mlclip_cli.mla.method import open_extension
+from mlclip_cli.training.pretrain import attention_kernel
 
 
 class MlaEncoder(FrozenClip):
     name = "mla"
 
     def __init__(self, folder: Path, device: str | None = None, fallback: str = "none"):
-        from mlclip_cli.mla.method import open_extension
-
-        if fallback not in FALLBACKS:
-            raise MlclipError(f"unknown --fallback '{fallback}' (choose {', '.join(FALLBACKS)})")
+        check_fallback(fallback)
         extension, base, encoder, tokenizers, _ = open_extension(Path(folder), device)
         super().__init__(base.clip, str(base.device))
         self.folder, self.extension, self.mla, self.tokenizers = Path(folder), extension, encoder, tokenizers

@@ -14,15 +14,22 @@ import pandas as pd
 import torch
 
 from mlclip_cli.artifacts import read_manifest
-from mlclip_cli.errors import MlclipError
-from mlclip_cli.mla import packs, stream
-from mlclip_cli.mla.data import PairData, evaluation_set, load_pairs
-from mlclip_cli.mla.model import MlaTextEncoder, check_acquirer
-from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
 from mlclip_cli.atomic import atomic_path
-from mlclip_cli.training import distributed
+from mlclip_cli.core import extension as folder_format
+from mlclip_cli.core import stream
+from mlclip_cli.core.acquirer import check_acquirer
+from mlclip_cli.core.pairs import PairData, choose_split, evaluation_set, load_pairs
+from mlclip_cli.core.towers import tower_sha256
+from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.errors import MlclipError
+from mlclip_cli.features import FeaturesConfig, compute_features
+from mlclip_cli.mla import packs
+from mlclip_cli.mla.model import MlaTextEncoder
+from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
 from mlclip_cli.mla.train import (LoopConfig, LoopResult, check_losses, check_resumable, clear_state, parse_stages,
                                   run_stages)
+from mlclip_cli.training import distributed
+from mlclip_cli.workspace import feature_folder
 
 TOKENIZER_SAMPLE = 20_000  # captions per language the shared BPE is learnt from (the world saturates far below)
 BYTE_FALLBACK_LIMIT = 0.05  # above this share of lone-byte tokens, a new language extends the vocabulary
@@ -81,9 +88,7 @@ def _needs(config: MlaConfig) -> tuple[bool, bool]:
     return any("nlt" in s for s in stages), any("le" in s for s in stages)
 
 
-def _base(model: str, device: str | None):
-    from mlclip_cli.encoders import FrozenClip
-
+def _base(model: str, device: str | None) -> FrozenClip:
     return FrozenClip.load(model, device)
 
 
@@ -143,7 +148,7 @@ def _init_shared(encoder: MlaTextEncoder, tokenizer: TextTokenizer, base_model, 
                 table[token] = row.to(table.dtype)
             set_rows = len(found)
         elif embedding_init is not None:
-            weights = packs.load_weights(embedding_init)
+            weights = folder_format.load_tensors(embedding_init)
             if len(weights) != 1:
                 raise MlclipError(f"{embedding_init}: expected one [vocab, dim] tensor, found {len(weights)}")
             init = next(iter(weights.values())).float()
@@ -223,9 +228,6 @@ def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame | None, split: str = 
 
 def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool, need_images: bool, base, progress):
     """load_pairs' rows and checks, with the manifest and the features left on disk."""
-    from mlclip_cli.features import FeaturesConfig, compute_features
-    from mlclip_cli.mla.data import choose_split, feature_folder
-
     rows, split = choose_split(stream.split_counts(config.manifest), str(config.manifest), languages, config.split)
     if need_teacher and not (rows.language == "en").any():
         raise MlclipError(f"{config.manifest}: no {', '.join(languages)} caption has a parallel English caption "
@@ -275,7 +277,7 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
     languages = _check_languages(config.languages)
     _check_options(config)
     out = Path(config.out)
-    if packs.is_extension(out):
+    if folder_format.is_extension(out):
         raise MlclipError(f"{out} already holds a finished extension; add languages with `mlclip extend`, "
                           "or choose another --out")
     state_dir = out / "state"
@@ -324,7 +326,7 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
         for language in languages:
             card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden, encoder.acquirer)
             cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
-        packs.write_extension_index(out, info)  # last: from now on the folder is an extension
+        folder_format.write_index(out, info)  # last: from now on the folder is an extension
         clear_state(state_dir)
     distributed.barrier()
     return MlaResult(out, languages, loop, cards, summary, notes, not base.has_images)
@@ -333,8 +335,8 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
 def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_sha: str, shared_sha: str,
                     init_rows: int = 0) -> dict:
     return {
-        "method": "mla", "base_model": config.model, "base_identity": base.clip.identity,
-        "tower_sha256": packs.tower_sha256(encoder), "tokenizer_sha256": tokenizer_sha, "shared_sha256": shared_sha,
+        "method": packs.METHOD, "base_model": config.model, "base_identity": base.clip.identity,
+        "tower_sha256": tower_sha256(encoder.tower), "tokenizer_sha256": tokenizer_sha, "shared_sha256": shared_sha,
         "encoder": {"vocab_size": int(encoder.shared.table.shape[0]), "emb_dim": int(encoder.shared.table.shape[1]),
                     "width": encoder.tower.width, "hidden": encoder.hidden, "layers": len(encoder.tower.blocks),
                     "context_length": encoder.tower.context_length, "acquirer": encoder.acquirer},
@@ -347,20 +349,19 @@ def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_
 def open_extension(folder: Path, device: str | None = None, languages: list[str] | None = None):
     """(extension, base encoder, MlaTextEncoder with the packs of `languages` (all by default),
     language -> tokenizer)."""
-    extension = packs.read_extension(folder)
-    if extension.info["method"] != "mla":
-        raise MlclipError(f"{folder}: an extension of method '{extension.info['method']}', not mla")
+    extension = folder_format.read_extension(folder)
+    if extension.info["method"] != packs.METHOD:
+        raise MlclipError(f"{folder}: an extension of method '{extension.info['method']}', not {packs.METHOD}")
     base = _base(extension.info["base_model"], device)
     shape = extension.info["encoder"]
     # extension.json of an older version has no "acquirer": its packs are the MLP ones
     encoder = MlaTextEncoder(base.clip.model, shape["vocab_size"], shape["emb_dim"], shape["hidden"],
                              shape.get("acquirer", "mlp"))
-    if base.clip.identity != extension.info["base_identity"] or packs.tower_sha256(encoder) != extension.info["tower_sha256"]:
-        raise MlclipError(f"{folder}: built on base model {extension.info['base_identity']}, but "
-                          f"'{extension.info['base_model']}' now loads {base.clip.identity}")
+    folder_format.check_base(folder, extension.info, base.clip.identity, tower_sha256(encoder.tower))
     shared = TextTokenizer.from_file(folder / "shared" / "tokenizer.json")
-    if packs.sha256_file(folder / "shared" / "tokenizer.json") != extension.info["tokenizer_sha256"]:
-        raise MlclipError(f"{folder / 'shared' / 'tokenizer.json'}: corrupt (its hash is not the one in extension.json)")
+    if folder_format.sha256_file(folder / "shared" / "tokenizer.json") != extension.info["tokenizer_sha256"]:
+        raise MlclipError(f"{folder / 'shared' / 'tokenizer.json'}: corrupt (its hash is not the one in "
+                          f"{folder_format.EXTENSION_FILE})")
     own = packs.load_encoder_weights(extension, encoder, extension.languages if languages is None else languages)
     encoder.to(base.device).eval()
     tokenizers = {language: tok or shared for language, tok in own.items()}
@@ -380,9 +381,9 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
     language = languages[0]
     _check_options(config)
     out = Path(config.out)
-    if not packs.is_extension(out):
+    if not folder_format.is_extension(out):
         raise MlclipError(f"{out}: no extension here (train one first with `mlclip train --method mla`)")
-    extension = packs.read_extension(out)
+    extension = folder_format.read_extension(out)
     if language in extension.cards and not config.replace:
         raise MlclipError(f"{out} already has a '{language}' pack; pass --replace to train it again")
     kind = extension.info["encoder"].get("acquirer", "mlp")

@@ -1,8 +1,7 @@
 """The MLA text encoder: a frozen open_clip text tower with language acquirers after its blocks.
 
-Nothing of the tower is copied or changed: `TextTower` only points at its modules (the blocks,
-positional embedding, causal mask, ln_final, text_projection) wherever open_clip keeps them
-(`CLIP` has them on the model, `CustomTextCLIP` on `model.text`). Non-native text enters through
+Nothing of the tower is copied or changed: the core's `TextTower` (core/towers.py) only points at
+its modules, and the acquirers are the core's (core/acquirer.py). Non-native text enters through
 the shared token table (+ `W_e` when its width differs), passes each frozen block followed by that
 language's acquirer, and is pooled and projected exactly as the tower pools English: at the EOS
 position, after ln_final, through text_projection. English never enters this module.
@@ -10,110 +9,13 @@ position, after ln_final, through text_projection. English never enters this mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlclip_cli.core.acquirer import Acquirer, check_acquirer
+from mlclip_cli.core.towers import TextTower, tower_of
 from mlclip_cli.errors import MlclipError
-
-
-@dataclass
-class TextTower:
-    """Views of a frozen open_clip text tower's parts (no copies)."""
-
-    blocks: nn.ModuleList
-    positional_embedding: torch.Tensor
-    attn_mask: torch.Tensor | None
-    ln_final: nn.Module
-    text_projection: object  # Parameter [width, dim], nn.Linear, or None
-    token_embedding: nn.Embedding
-    batch_first: bool
-    width: int
-    context_length: int
-
-    @classmethod
-    def of(cls, model: nn.Module) -> "TextTower":
-        owner = model if hasattr(model, "transformer") and hasattr(model, "token_embedding") else getattr(model, "text", None)
-        if owner is None or not hasattr(owner, "transformer") or not hasattr(owner, "token_embedding"):
-            raise MlclipError(f"{type(model).__name__}: MLA needs a CLIP text transformer "
-                              "(token embedding + blocks); this text tower is of another kind")
-        transformer = owner.transformer
-        return cls(
-            blocks=transformer.resblocks, positional_embedding=owner.positional_embedding,
-            attn_mask=getattr(owner, "attn_mask", None), ln_final=owner.ln_final,
-            text_projection=owner.text_projection, token_embedding=owner.token_embedding,
-            batch_first=getattr(transformer, "batch_first", True), width=transformer.width,
-            context_length=owner.positional_embedding.shape[0],
-        )
-
-    def run(self, x: torch.Tensor, lengths: torch.Tensor, after_block=None) -> torch.Tensor:
-        """Token embeddings [n, L, width] (L = the batch's longest) -> projected, unnormalised
-        text embedding [n, dim], pooled at the EOS position (lengths - 1): explicit, because
-        open_clip's argmax pooling assumes EOS has the highest id, which appended tokens break.
-        `after_block(layer, x)` runs after each block (MLA's acquirers)."""
-        length = x.shape[1]
-        x = x + self.positional_embedding[:length].to(x.dtype)
-        # Causal mask sliced to the batch's length: the same output as padding to the full context.
-        mask = self.attn_mask[:length, :length] if self.attn_mask is not None else None
-        for layer, block in enumerate(self.blocks):
-            x = block(x if self.batch_first else x.transpose(0, 1), attn_mask=mask)
-            x = x if self.batch_first else x.transpose(0, 1)
-            if after_block is not None:
-                x = after_block(layer, x)
-        x = self.ln_final(x)
-        return self.project(x[torch.arange(x.shape[0], device=x.device), lengths - 1])
-
-    def project(self, pooled: torch.Tensor) -> torch.Tensor:
-        if self.text_projection is None:
-            return pooled
-        if isinstance(self.text_projection, nn.Linear):
-            return self.text_projection(pooled)
-        return pooled @ self.text_projection
-
-
-def tower_of(model: nn.Module):
-    """The text tower's wrapper for this model's kind: a HF transformer (a sentence encoder, or
-    open_clip's HF text tower) or open_clip's own CLIP text transformer."""
-    from mlclip_cli.models.hf_text import transformer_of
-
-    owner = transformer_of(model)
-    if owner is not None:
-        from mlclip_cli.mla.hf_tower import HfTextTower
-
-        return HfTextTower.of(owner)
-    return TextTower.of(model)
-
-
-ACQUIRERS = ("mlp", "linear", "none")  # the paper's acquirer (default), its Table 8 ablation, Table 5's "no acquirers"
-
-
-def check_acquirer(kind: str) -> str:
-    if kind not in ACQUIRERS:
-        raise MlclipError(f"unknown --acquirer '{kind}' (choose {', '.join(ACQUIRERS)})")
-    return kind
-
-
-class Acquirer(nn.Module):
-    """LA(x) = x + W_up ReLU(W_down x); W_up starts at zero, so a new acquirer is the identity.
-
-    kind "linear" drops the ReLU (x + W_up W_down x, biases kept): the same parameters as the MLP,
-    the paper's "linear vs MLP of the same size" ablation."""
-
-    def __init__(self, width: int, hidden: int, kind: str = "mlp"):
-        super().__init__()
-        if check_acquirer(kind) == "none":
-            raise MlclipError("an acquirer of kind 'none' does not exist: give the pack no acquirers instead")
-        self.kind = kind
-        self.down = nn.Linear(width, hidden)
-        self.up = nn.Linear(hidden, width)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inner = self.down(x)
-        return x + self.up(F.relu(inner) if self.kind == "mlp" else inner)
 
 
 class LanguagePack(nn.Module):

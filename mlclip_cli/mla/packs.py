@@ -8,110 +8,27 @@
     packs/<lang>.tokenizer.json     only when the language extended the vocabulary
     packs/<lang>.json               the pack's card, written last: a pack without a card does not exist
 
-Every file is written atomically. Adding a language writes only its own three files, so every
+The index and the cards follow the extension folder format (core/extension.py). Every file is
+written atomically. Adding a language writes only its own three files, so every
 other file (and so every other language's output) stays bit-identical. Loading checks every
 hash and refuses a pack made for another base model, tokenizer or shared block.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mlclip_cli import __version__
-from mlclip_cli.atomic import atomic_path, write_json
-from mlclip_cli.errors import ArtifactError, MlclipError
+from mlclip_cli.atomic import atomic_path
+from mlclip_cli.core.extension import (EXTENSION_FILE, Extension, git_revision, load_tensors, now, sha256_file,
+                                       write_card)
+from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.model import LanguagePack, MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 
-EXTENSION_FILE = "extension.json"
-EXTENSION_SCHEMA_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def tower_sha256(encoder: MlaTextEncoder) -> str:
-    """A digest of the frozen text tower's weights that MLA runs through."""
-    digest = hashlib.sha256()
-    tower = encoder.tower
-    modules = {"blocks": tower.blocks, "ln_final": tower.ln_final}
-    for name, module in modules.items():
-        for key, value in sorted(module.state_dict().items()):
-            digest.update(f"{name}.{key}".encode())
-            digest.update(value.detach().float().cpu().numpy().tobytes())
-    for tensor in (tower.positional_embedding, tower.text_projection):
-        if isinstance(tensor, torch.Tensor):
-            digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def git_revision() -> str | None:
-    try:
-        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                               text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return found.stdout.strip() or None if found.returncode == 0 else None
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def is_extension(path: str | Path) -> bool:
-    return (Path(path) / EXTENSION_FILE).is_file()
-
-
-def read_json_object(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: no such {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: {what} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: {what} is not a JSON object")
-    return data
-
-
-@dataclass
-class Extension:
-    folder: Path
-    info: dict  # extension.json
-    cards: dict[str, dict] = field(default_factory=dict)  # language -> pack card
-
-    @property
-    def languages(self) -> list[str]:
-        return sorted(self.cards)
-
-    def pack_path(self, language: str, suffix: str = ".safetensors") -> Path:
-        return self.folder / "packs" / f"{language}{suffix}"
-
-
-def read_extension(folder: str | Path) -> Extension:
-    folder = Path(folder)
-    info = read_json_object(folder / EXTENSION_FILE, "extension index")
-    for key in ("method", "base_model", "base_identity", "tower_sha256", "tokenizer_sha256", "shared_sha256", "encoder"):
-        if key not in info:
-            raise ArtifactError(f"{folder / EXTENSION_FILE}: key '{key}' is missing")
-    cards = {}
-    for card_path in sorted((folder / "packs").glob("*.json")):
-        if card_path.name.endswith(".tokenizer.json"):
-            continue
-        card = read_json_object(card_path, "pack card")
-        if card.get("artifact") != "mlclip-language-pack" or "language" not in card:
-            raise ArtifactError(f"{card_path}: not a language pack card")
-        cards[card["language"]] = card
-    return Extension(folder, info, cards)
+METHOD = "mla"
 
 
 def check_pack(extension: Extension, language: str) -> None:
@@ -144,11 +61,6 @@ def write_shared(folder: Path, encoder: MlaTextEncoder, tokenizer: TextTokenizer
     return sha256_file(folder / "shared" / "tokenizer.json"), sha256_file(folder / "shared" / "embedding.safetensors")
 
 
-def write_extension_index(folder: Path, info: dict) -> None:
-    write_json(folder / EXTENSION_FILE, {"artifact": "mlclip-extension", "schema_version": EXTENSION_SCHEMA_VERSION,
-                                         **info, "created": now(), "mlclip_version": __version__})
-
-
 def write_pack(extension_folder: Path, info: dict, language: str, pack: LanguagePack,
                tokenizer: TextTokenizer | None, card: dict) -> dict:
     """Write one language's weights, its tokenizer when it has its own, then its card."""
@@ -162,16 +74,13 @@ def write_pack(extension_folder: Path, info: dict, language: str, pack: Language
         with atomic_path(path) as tmp:
             tmp.write_text(tokenizer.to_json(), encoding="utf-8")
         tokenizer_sha = sha256_file(path)
-    card = {
-        "artifact": "mlclip-language-pack", "language": language, "method": info["method"],
-        "base_model": info["base_model"], "base_identity": info["base_identity"],
-        "tower_sha256": info["tower_sha256"], "tokenizer_sha256": info["tokenizer_sha256"],
-        "shared_sha256": info["shared_sha256"], "pack_sha256": sha256_file(weights),
-        "pack_tokenizer_sha256": tokenizer_sha,
+    fields = {
+        "tokenizer_sha256": info["tokenizer_sha256"], "shared_sha256": info["shared_sha256"],
+        "pack_sha256": sha256_file(weights), "pack_tokenizer_sha256": tokenizer_sha,
         "parameters": int(sum(v.numel() for v in state.values())), **card,
         "mlclip_version": __version__, "git_revision": git_revision(), "created": now(),
     }
-    write_json(extension_folder / "packs" / f"{language}.json", card)
+    card = write_card(extension_folder, language, info["method"], info, fields)
     return card
 
 
@@ -190,13 +99,6 @@ def remove_pack(extension: Extension, language: str) -> list[Path]:
     return removed
 
 
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except Exception as exc:
-        raise MlclipError(f"{path}: unreadable weights ({str(exc).splitlines()[0]})") from None
-
-
 def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, languages: list[str]) -> dict[str, TextTokenizer | None]:
     """Fill `encoder` with the shared block and the packs of `languages` (each checked first);
     return each language's own tokenizer (None: the shared one)."""
@@ -204,7 +106,7 @@ def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, language
     if not shared_path.is_file() or sha256_file(shared_path) != extension.info["shared_sha256"]:
         raise MlclipError(f"{shared_path}: missing or corrupt (its hash is not the one in {EXTENSION_FILE})")
     try:
-        encoder.shared.load_state_dict(load_weights(shared_path))
+        encoder.shared.load_state_dict(load_tensors(shared_path))
     except RuntimeError as exc:
         raise MlclipError(f"{shared_path}: does not fit this encoder ({str(exc).splitlines()[0]})") from None
     own: dict[str, TextTokenizer | None] = {}
@@ -213,7 +115,7 @@ def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, language
         card = extension.cards[language]
         pack = encoder.add_pack(language, int(card.get("extra_tokens") or 0))
         try:
-            pack.load_state_dict(load_weights(extension.pack_path(language)))
+            pack.load_state_dict(load_tensors(extension.pack_path(language)))
         except RuntimeError as exc:
             raise MlclipError(f"{extension.pack_path(language)}: does not fit this encoder "
                               f"({str(exc).splitlines()[0]})") from None

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
-from mlclip_cli.mla.data import PairData, Validation
+from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.core.pairs import PairData, Validation
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.training import distributed
@@ -54,10 +55,9 @@ class StageConfig:
     warmup: float = 0.1  # fraction of the stage's steps with a linear warm-up (then cosine decay)
 
 
-# The paper's values (ViT-B/32, CC300K, batch 128), recorded for real-scale runs.
-PAPER_NLT = StageConfig(steps=117_150, lr=1e-4, warmup=0.1)
-PAPER_LE = StageConfig(steps=11_715, lr=3e-6, warmup=0.1)
-# World-sized defaults: the tiny CLIP learns the world's languages in about a thousand steps.
+# World-sized defaults: the tiny CLIP learns the world's languages in about a thousand steps. (The
+# paper's, for ViT-B/32 on CC300K at batch 128: NLT 117,150 steps at lr 1e-4, LE 11,715 at 3e-6;
+# pass them with --nlt-steps/--nlt-lr/--le-steps/--le-lr.)
 WORLD_NLT = StageConfig(steps=900, lr=2e-3, warmup=0.05)
 WORLD_LE = StageConfig(steps=100, lr=1e-4, warmup=0.1)
 # A real text-only teacher (MiniLM, 6 layers) on real parallel text: 0.64 s a step of 64 on 2 cores,
@@ -114,40 +114,6 @@ def _lr_at(step: int, stage: StageConfig) -> float:
     if step < warm:
         return stage.lr * (step + 1) / warm
     return stage.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, stage.steps - warm)))
-
-
-def encode_grouped(encoder: MlaTextEncoder, tokenizers: dict[str, TextTokenizer], captions: list[str],
-                   languages: np.ndarray, device: torch.device, buckets: int = 2) -> torch.Tensor:
-    """Unnormalised embeddings of captions in mixed languages, each through its own pack, in input
-    order. Captions are split into `buckets` by token length (padding a 7-token Japanese caption
-    to a 35-token French one would double the cost); within a bucket they are grouped by
-    language, so the frozen blocks run once per bucket."""
-    context = encoder.tower.context_length
-    ids = [None] * len(captions)
-    for language in dict.fromkeys(languages.tolist()):
-        where = np.flatnonzero(languages == language)
-        for i, row in zip(where, tokenizers[language].ids([captions[i] for i in where], context)):
-            ids[i] = row
-    by_length = np.argsort([len(row) for row in ids], kind="stable")
-    pad = next(iter(tokenizers.values())).pad
-    out, placed = None, []
-    for part in np.array_split(by_length, min(buckets, len(captions))):
-        part = part[np.argsort(languages[part], kind="stable")]  # languages contiguous
-        segments, start = [], 0
-        for language in dict.fromkeys(languages[part].tolist()):
-            count = int((languages[part] == language).sum())
-            segments.append((language, start, start + count))
-            start += count
-        longest = max(len(ids[i]) for i in part)
-        batch = torch.full((len(part), longest), pad, dtype=torch.long)
-        for row, i in enumerate(part):
-            batch[row, :len(ids[i])] = torch.tensor(ids[i])
-        lengths = torch.tensor([len(ids[i]) for i in part])
-        placed.append(part)
-        emb = encoder(batch.to(device), lengths.to(device), segments)
-        out = emb if out is None else torch.cat([out, emb])
-    inverse = torch.from_numpy(np.argsort(np.concatenate(placed), kind="stable")).to(device)
-    return out[inverse]
 
 
 def _info_nce(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:

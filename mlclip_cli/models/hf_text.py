@@ -8,7 +8,7 @@ not a folder goes to the hub (never reachable here, but the real code path).
 
 The loaded model is a `SentenceModel`: the HF transformer, its pooling and an optional
 projection, the same three parts open_clip's `HFTextEncoder` has, so one tower wrapper
-(mla/hf_tower.py) serves both.
+(core/hf_tower.py) serves both.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from torch import nn
 from mlclip_cli.errors import MlclipError
 
 MINILM = "minilm"
-HUB_PREFIX = "hf:"  # "hf:NAME": a hub model name as a text-only base (where a hub is reachable)
+# "hf-text:NAME": a hub model name as a text-only base (where a hub is reachable). Not open_clip's
+# "hf-hub:NAME", a CLIP on the hub; the spec was "hf:NAME" before 0.2, one dash from that one.
+HUB_PREFIX = "hf-text:"
+LEGACY_HUB_PREFIX = "hf:"
 POOLINGS = ("mean", "cls", "max")
 DEFAULT_MAX_LENGTH = 128  # captions are short; sentence-transformers' MiniLM allows 256
 

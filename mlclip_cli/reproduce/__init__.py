@@ -9,67 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlclip_cli.errors import MlclipError
-from mlclip_cli.workspace import Workspace
+from mlclip_cli.reproduce.table import TABLES, ReproduceConfig, Table, TableContext
 
-
-@dataclass(frozen=True)
-class PaperFigures:
-    source: str  # where the figures come from
-    columns: list[str]
-    rows: list[list[str]]
-    claim: str  # the paper's claim in one sentence, what the world table is judged by
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    reproduces: str  # "MLA Table 4"
-    summary: str  # what it measures, one line
-    paper: PaperFigures
-    headline: str  # the paper's key figure in a few words, for --list
-    run: Callable[["TableContext"], "TableRows"]
-
-
-@dataclass
-class TableRows:
-    columns: list[str]
-    rows: list[list]  # cells: str, or float (shown with one decimal), or None ("-")
-    settings: dict
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ReproduceConfig:
-    workspace: Workspace
-    quick: bool = False  # the quick world and a few steps per row: a smoke run for the tests
-
-
-@dataclass
-class TableContext:
-    config: ReproduceConfig
-    folder: Path  # WORKSPACE/reproduce/<table>
-    model: str  # the English CLIP every row starts from
-    progress: Callable[[str, int, int], None] | None = None
-    on_row: Callable[[str], None] | None = None  # names the row being trained
-
-    @property
-    def workspace(self) -> Workspace:
-        """The demo's space: WORKSPACE, or WORKSPACE/quick for a quick run."""
-        from mlclip_cli.demo import DemoConfig
-
-        return DemoConfig(self.config.workspace, self.config.quick).space
-
-    @property
-    def quick(self) -> bool:
-        return self.config.quick
-
-    def row(self, name: str) -> None:
-        if self.on_row is not None:
-            self.on_row(name)
+__all__ = ["ReproduceConfig", "TableResult", "get_table", "run_table", "tables"]
 
 
 @dataclass
@@ -87,30 +32,12 @@ class TableResult:
     json_path: Path | None = None
 
 
-TABLES: dict[str, Table] = {}
-
-
-def register(table: Table) -> Table:
-    if table.name in TABLES:
-        raise ValueError(f"table {table.name!r} registered twice")
-    TABLES[table.name] = table
-    return table
-
-
-def _load_tables() -> None:
-    from mlclip_cli.reproduce import mla_tables, continual_tables  # noqa: F401, I001  (registration order = list order)
-
-
 def tables() -> dict[str, Table]:
-    _load_tables()
-    return TABLES
+    return dict(TABLES.items())
 
 
 def get_table(name: str) -> Table:
-    known = tables()
-    if name not in known:
-        raise MlclipError(f"unknown table {name!r}; choose one of: {', '.join(known)} (see `mlclip reproduce --list`)")
-    return known[name]
+    return TABLES.get(name)
 
 
 def cell(value) -> str:
@@ -149,7 +76,7 @@ def run_table(name: str, config: ReproduceConfig, progress: Callable[[str, int, 
         on_row("the world, its English CLIP and the feature cache")
     base = DemoConfig(workspace=config.workspace, quick=config.quick)
     model = prepare_base(base, progress)
-    folder = base.space.root / "reproduce" / name
+    folder = base.space.reproduction(name)
     folder.mkdir(parents=True, exist_ok=True)
     rows = table.run(TableContext(config, folder, model, progress, on_row))
     result = TableResult(name=table.name, reproduces=table.reproduces, summary=table.summary, columns=rows.columns,

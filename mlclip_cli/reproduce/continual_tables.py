@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from mlclip_cli.continual.runner import TaskLoop
 from mlclip_cli.continual.teir import TeirConfig
-from mlclip_cli.reproduce import PaperFigures, Table, TableRows, register
+from mlclip_cli.reproduce.table import PaperFigures, Table, TableRows, register
 from mlclip_cli.reproduce.rows import MEAN, R1, continual_row
 
 TEIR_ORDER, BASELINE_ORDER, QUICK_ORDER = ("en", "it", "de", "fr", "es"), ("en", "it", "de", "fr"), ("en", "de")
@@ -28,9 +28,9 @@ def _table(ctx, order, runs) -> TableRows:
     order = QUICK_ORDER if ctx.quick else order
     loop = _loop(ctx)
     rows = []
-    for title, key, method, teir in runs:
+    for title, key, learner, teir in runs:
         ctx.row(title)
-        done = continual_row(ctx, key, order, method, teir, loop)
+        done = continual_row(ctx, key, order, learner, teir, loop)
         metrics = done["scores"]["metrics"]
         final = metrics[R1]["matrix"][-1]
         rows.append([title, metrics[R1]["final_aa"], metrics[R1]["final_f"], metrics[MEAN]["final_aa"],
@@ -41,17 +41,24 @@ def _table(ctx, order, runs) -> TableRows:
                      rows, settings)
 
 
-def _teir(ctx) -> TableRows:
-    runs = [("CLL-CLIP", "plain", "cll-clip", TeirConfig.parse("none")),
-            ("+ init only", "init", "cll-clip", TeirConfig.parse("init")),
-            ("+ reg only", "reg", "cll-clip", TeirConfig.parse("reg")),
-            ("+ TEIR (init + reg)", "teir", "cll-clip", TeirConfig.parse("both")),
-            ("+ TEIR, the paper's 1/f on the gradient", "teir-grad", "cll-clip", TeirConfig.parse("both", freq="grad"))]
-    table = _table(ctx, TEIR_ORDER, runs)
-    table.notes.append("mlclip's TEIR scales each row's whole update by 1/f (--teir-freq update, the default): under "
-                       "Adam the paper's 1/f gradient scale cancels (measured; docs/continual.md). The last row is "
-                       "the paper's rule.")
-    return table
+def _sequences(order, runs, note: str):
+    """A table of continual runs over one order, one row each (title, key, learner, TEIR), with a note."""
+    def run(ctx) -> TableRows:
+        table = _table(ctx, order, runs)
+        table.notes.append(note)
+        return table
+    return run
+
+
+_teir = _sequences(
+    TEIR_ORDER,
+    [("CLL-CLIP", "plain", "cll-clip", TeirConfig.parse("none")),
+     ("+ init only", "init", "cll-clip", TeirConfig.parse("init")),
+     ("+ reg only", "reg", "cll-clip", TeirConfig.parse("reg")),
+     ("+ TEIR (init + reg)", "teir", "cll-clip", TeirConfig.parse("both")),
+     ("+ TEIR, the paper's 1/f on the gradient", "teir-grad", "cll-clip", TeirConfig.parse("both", freq="grad"))],
+    "mlclip's TEIR scales each row's whole update by 1/f (--teir-freq update, the default): under Adam the paper's "
+    "1/f gradient scale cancels (measured; docs/continual.md). The last row is the paper's rule.")
 
 
 register(Table(
@@ -66,15 +73,14 @@ register(Table(
     run=_teir))
 
 
-def _baselines(ctx) -> TableRows:
-    both = TeirConfig.parse("both")
-    runs = [("CLL-CLIP + TEIR", "cll-clip-teir", "cll-clip", both), ("oEWC + TEIR", "ewc-teir", "ewc", both),
-            ("ER + TEIR", "er-teir", "er", both), ("LwF + TEIR", "lwf-teir", "lwf", both),
-            ("MLA + TEIR", "mla-teir", "mla", both), ("full fine-tuning", "full-ft", "full-ft", TeirConfig.parse("none")),
-            ("joint (all languages at once)", "joint", "joint", TeirConfig.parse("none"))]
-    table = _table(ctx, BASELINE_ORDER, runs)
-    table.notes.append("Joint training is one task with every language: its F is undefined.")
-    return table
+_BOTH = TeirConfig.parse("both")
+_baselines = _sequences(
+    BASELINE_ORDER,
+    [("CLL-CLIP + TEIR", "cll-clip-teir", "cll-clip", _BOTH), ("oEWC + TEIR", "ewc-teir", "ewc", _BOTH),
+     ("ER + TEIR", "er-teir", "er", _BOTH), ("LwF + TEIR", "lwf-teir", "lwf", _BOTH),
+     ("MLA + TEIR", "mla-teir", "mla", _BOTH), ("full fine-tuning", "full-ft", "full-ft", TeirConfig.parse("none")),
+     ("joint (all languages at once)", "joint", "joint", TeirConfig.parse("none"))],
+    "Joint training is one task with every language: its F is undefined.")
 
 
 register(Table(

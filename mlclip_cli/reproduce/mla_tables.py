@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mlclip_cli.mla.train import WORLD_LE, LoopConfig, StageConfig
-from mlclip_cli.reproduce import PaperFigures, Table, TableRows, register
+from mlclip_cli.reproduce.table import PaperFigures, Table, TableRows, register
 from mlclip_cli.reproduce.rows import MEAN, R1, mla_extend_row, mla_row
 
 LANGUAGES = ("de", "ja")
@@ -67,6 +67,15 @@ def _rows_table(ctx, rows: list[tuple[str, str, dict]]) -> TableRows:
     return TableRows(_columns(languages), out, _settings(ctx, languages))
 
 
+def _variants(rows: list[tuple[str, str, dict]], note: str):
+    """A table of MLA variants, one row each (see `_rows_table`), with a note under it."""
+    def run(ctx) -> TableRows:
+        table = _rows_table(ctx, rows)
+        table.notes.append(note)
+        return table
+    return run
+
+
 def _stages(ctx) -> TableRows:
     first = _loop(ctx).nlt
     rows = [("NLT only", "nlt", {"loop": {"stages": "nlt"}}),
@@ -92,16 +101,14 @@ register(Table(
     run=_stages))
 
 
-def _ablation(ctx) -> TableRows:
-    rows = [("MLA (MLP acquirers)", "mla", {}),
-            ("without acquirers (embeddings only)", "no-acquirers", {"acquirer": "none"}),
-            ("linear acquirers (same size)", "linear", {"acquirer": "linear"}),
-            ("with embedding init (CLIP's rows)", "clip-init", {"embedding_init": "clip"})]
-    table = _rows_table(ctx, rows)
-    table.notes.append("The paper starts the shared table from M-BERT's embeddings; the world has no multilingual "
-                       "model, so 'embedding init' here starts each row from the frozen CLIP's embedding of the "
-                       "token's text (mean of its CLIP BPE pieces): the offline analogue, not the paper's init.")
-    return table
+_ablation = _variants(
+    [("MLA (MLP acquirers)", "mla", {}),
+     ("without acquirers (embeddings only)", "no-acquirers", {"acquirer": "none"}),
+     ("linear acquirers (same size)", "linear", {"acquirer": "linear"}),
+     ("with embedding init (CLIP's rows)", "clip-init", {"embedding_init": "clip"})],
+    "The paper starts the shared table from M-BERT's embeddings; the world has no multilingual model, so 'embedding "
+    "init' here starts each row from the frozen CLIP's embedding of the token's text (mean of its CLIP BPE pieces): "
+    "the offline analogue, not the paper's init.")
 
 
 register(Table(
@@ -116,16 +123,13 @@ register(Table(
     run=_ablation))
 
 
-def _objectives(ctx) -> TableRows:
-    rows = [("NLT MSE -> LE NCE (default)", "mse-nce", {}),
-            ("NLT NCE -> LE NCE", "nce-nce", {"loop": {"nlt_loss": "nce"}}),
-            ("NLT MSE -> LE MSE", "mse-mse", {"loop": {"le_loss": "mse"}}),
-            ("NLT NCE -> LE MSE", "nce-mse", {"loop": {"nlt_loss": "nce", "le_loss": "mse"}})]
-    table = _rows_table(ctx, rows)
-    table.notes.append("NCE in NLT: symmetric InfoNCE (tau 0.01) between the student's target captions and the "
-                       "teacher's English embeddings of the batch; MSE in LE: squared distance of the normalised "
-                       "student embedding to its image's feature.")
-    return table
+_objectives = _variants(
+    [("NLT MSE -> LE NCE (default)", "mse-nce", {}),
+     ("NLT NCE -> LE NCE", "nce-nce", {"loop": {"nlt_loss": "nce"}}),
+     ("NLT MSE -> LE MSE", "mse-mse", {"loop": {"le_loss": "mse"}}),
+     ("NLT NCE -> LE MSE", "nce-mse", {"loop": {"nlt_loss": "nce", "le_loss": "mse"}})],
+    "NCE in NLT: symmetric InfoNCE (tau 0.01) between the student's target captions and the teacher's English "
+    "embeddings of the batch; MSE in LE: squared distance of the normalised student embedding to its image's feature.")
 
 
 register(Table(

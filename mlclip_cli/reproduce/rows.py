@@ -90,18 +90,18 @@ def mla_extend_row(ctx, key: str, base: Path, language: str, loop, bench: tuple[
     return record(folder, settings, scores, seconds)
 
 
-def continual_row(ctx, key: str, order: tuple[str, ...], method: str, teir, loop) -> dict:
+def continual_row(ctx, key: str, order: tuple[str, ...], learner: str, teir, loop) -> dict:
     """Run a continual sequence (benched after every language); its summary and timing."""
     from mlclip_cli.continual.runner import ContinualConfig, run_continual
 
     folder = ctx.folder / key
-    settings = {"kind": "continual", "order": order, "method": method, "teir": teir, "loop": loop, "model": ctx.model}
+    settings = {"kind": "continual", "order": order, "learner": learner, "teir": teir, "loop": loop, "model": ctx.model}
     done = finished(folder, settings)
     if done is not None:
         return done
     shutil.rmtree(folder, ignore_errors=True)
     result = run_continual(ContinualConfig(
         manifest=ctx.workspace.manifest("world"), out=folder / "run", order=order,
-        features_root=ctx.workspace.features_root, method=method, teir=teir, model=ctx.model,
+        features_root=ctx.workspace.features_root, learner=learner, teir=teir, model=ctx.model,
         test_manifest=ctx.workspace.manifest("xtd10"), loop=loop), progress=ctx.progress)
     return record(folder, settings, result.summary, result.seconds, trainable=result.trainable_parameters)

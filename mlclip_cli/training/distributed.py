@@ -33,11 +33,6 @@ class Runtime:
         return self.world_size > 1
 
 
-def launched_rank() -> int:
-    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def setup(device: str | None = None) -> Runtime:
     """Join torchrun's process group if there is one; pick the device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlclip_cli.atomic import write_json
-from mlclip_cli.datasets.xtd10 import FILES as XTD10_FILES
+from mlclip_cli.xtd10_layout import FILES as XTD10_FILES
 from mlclip_cli.world.grammar import LANGUAGES, realise
 from mlclip_cli.world.render import render
 from mlclip_cli.world.scenes import clustered_scenes, plan_for, scene_cluster

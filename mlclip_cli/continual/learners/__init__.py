@@ -1,4 +1,5 @@
-"""The continual learners (one module each): what a step trains and what holds earlier languages.
+"""The learners of the cll-clip method (one module each): what a step trains and what holds
+earlier languages.
 
 Every learner trains CLIP's token table (CLL-CLIP) and may add a trainable part (MLA's
 acquirers, a copy of the whole tower), a penalty (online EWC), distillation (LwF) or replayed
@@ -7,14 +8,12 @@ captions (ER); TEIR combines with any of them. `joint` is the upper bound: every
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mlclip_cli.errors import MlclipError
+from mlclip_cli.registry import Registry
 
 
 @dataclass
@@ -83,32 +82,16 @@ class Learner:
         """Restore what `state` saved (a resumed run)."""
 
 
-_REGISTRY: dict[str, type[Learner]] = {}
-_LOADED = False
+LEARNERS: Registry[type[Learner]] = Registry("learner", __name__)
 
 
 def register(learner: type[Learner]) -> type[Learner]:
-    if learner.name in _REGISTRY:
-        raise ValueError(f"learner {learner.name!r} registered twice")
-    _REGISTRY[learner.name] = learner
-    return learner
-
-
-def _load_all() -> None:
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
+    return LEARNERS.register(learner.name, learner)
 
 
 def learner_names() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return LEARNERS.names()
 
 
 def get_learner(name: str, settings: Settings | None = None) -> Learner:
-    _load_all()
-    if name not in _REGISTRY:
-        raise MlclipError(f"unknown continual method '{name}' (known: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name](settings or Settings())
+    return LEARNERS.get(name)(settings or Settings())

@@ -12,11 +12,8 @@ from mlclip_cli.continual.learners import Learner, register
 class OnlineEwc(Learner):
     name = "ewc"
     summary = "token embeddings + online EWC penalty"
-
-    def __init__(self, settings):
-        super().__init__(settings)
-        self.fisher: torch.Tensor | None = None
-        self.anchor: torch.Tensor | None = None
+    fisher: torch.Tensor | None = None  # set after the first task (an instance attribute from then on)
+    anchor: torch.Tensor | None = None
 
     def penalty(self, encoder, batch, student, encode):
         if self.fisher is None:

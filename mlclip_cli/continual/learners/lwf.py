@@ -14,10 +14,7 @@ from mlclip_cli.continual.learners import Learner, register
 class Lwf(Learner):
     name = "lwf"
     summary = "token embeddings + distillation from the previous model"
-
-    def __init__(self, settings):
-        super().__init__(settings)
-        self.previous: torch.Tensor | None = None
+    previous: torch.Tensor | None = None  # the table before this task (set at each task's start)
 
     def start_task(self, encoder, languages, task):
         # Taken after the vocabulary grew, so the new rows exist (at their initial values).
