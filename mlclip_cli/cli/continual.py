@@ -78,7 +78,7 @@ def continual(
     from mlclip_cli.continual.teir import TeirConfig
 
     ws = ctx.obj
-    if method is not None:  # before 0.2 the learner was chosen with --method, which now names the method only
+    if method is not None:  # the learner was first chosen with --method, which now names the method only
         if learner != "cll-clip" and learner != method:
             raise MlclipError(f"--method {method} and --learner {learner} disagree: pass --learner only")
         err.print("[yellow]--method is deprecated here: it is --learner (the method is cll-clip; its learners are "

@@ -30,12 +30,12 @@ from mlclip_cli.continual.scores import METRICS, plot_aa_f, plot_heatmap, sequen
 from mlclip_cli.continual.teir import RowScaledStep, TeirConfig, grow_usage, initial_usage, new_rows, row_scales
 from mlclip_cli.continual.hf_vocab import vocabulary_for
 from mlclip_cli.continual.vocab import ClipVocabulary
-from mlclip_cli.errors import MlclipError
 from mlclip_cli.core.encoding import encode_grouped
 from mlclip_cli.core.extension import git_revision, now
 from mlclip_cli.core.pairs import PairData, Validation, evaluation_set, load_pairs, select_rows
 from mlclip_cli.core.towers import tower_of, tower_sha256
 from mlclip_cli.encoders import FrozenClip
+from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
 from mlclip_cli.training.pretrain import attention_kernel
 

@@ -45,13 +45,15 @@ class HfTextTower:
         blocks = getattr(encoder, "layer", None)
         embeddings = getattr(transformer, "embeddings", None)
         if blocks is None or embeddings is None or not hasattr(embeddings, "position_embeddings"):
-            raise MlclipError(f"{type(transformer).__name__}: MLA reads BERT-style HF towers (embeddings + encoder.layer)")
+            raise MlclipError(f"{type(transformer).__name__}: a language extension reads BERT-style HF towers "
+                              "(embeddings + encoder.layer)")
         pooling = getattr(owner, "pooling", None)
         if pooling is None:
             pooler = type(getattr(owner, "pooler", None)).__name__
             if pooler not in _OPEN_CLIP_POOLERS or getattr(owner.pooler, "use_pooler_output", False) \
                     and getattr(transformer, "pooler", None) is not None:
-                raise MlclipError(f"open_clip pooler {pooler} is not one MLA reads ({', '.join(_OPEN_CLIP_POOLERS)})")
+                raise MlclipError(f"open_clip pooler {pooler} is not one a language extension reads "
+                                  f"({', '.join(_OPEN_CLIP_POOLERS)})")
             pooling = _OPEN_CLIP_POOLERS[pooler]
         projection = getattr(owner, "proj", None)
         if isinstance(projection, nn.Identity):

@@ -36,7 +36,7 @@ class TextTower:
     def of(cls, model: nn.Module) -> "TextTower":
         owner = model if hasattr(model, "transformer") and hasattr(model, "token_embedding") else getattr(model, "text", None)
         if owner is None or not hasattr(owner, "transformer") or not hasattr(owner, "token_embedding"):
-            raise MlclipError(f"{type(model).__name__}: MLA needs a CLIP text transformer "
+            raise MlclipError(f"{type(model).__name__}: a language extension needs a CLIP text transformer "
                               "(token embedding + blocks); this text tower is of another kind")
         transformer = owner.transformer
         return cls(

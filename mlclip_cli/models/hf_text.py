@@ -24,7 +24,7 @@ from mlclip_cli.errors import MlclipError
 
 MINILM = "minilm"
 # "hf-text:NAME": a hub model name as a text-only base (where a hub is reachable). Not open_clip's
-# "hf-hub:NAME", a CLIP on the hub; the spec was "hf:NAME" before 0.2, one dash from that one.
+# "hf-hub:NAME", a CLIP on the hub; the spec was "hf:NAME" at first, one dash from that one.
 HUB_PREFIX = "hf-text:"
 LEGACY_HUB_PREFIX = "hf:"
 POOLINGS = ("mean", "cls", "max")
