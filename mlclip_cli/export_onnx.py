@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.locks import writer_lock
 
 FORMATS = ("onnx",)
 OPSET = 18
@@ -200,32 +201,33 @@ def export_onnx(config: ExportConfig) -> ExportResult:
     if unknown:
         raise MlclipError(f"{folder} has no pack for {', '.join(unknown)} (it has {', '.join(available)})")
     out = Path(config.out) if config.out else folder / "onnx"
-    _check_out(out)
-    _require_onnx()
-    packs_wanted = [lang for lang in languages if lang != "en"]
-    _, base, encoder, tokenizers, shared = open_extension(folder, "cpu", packs_wanted)
-    if not base.has_images:
-        raise MlclipError(f"{folder}: built on a text-only encoder; ONNX export covers CLIP extensions")
-    if not hasattr(encoder.tower, "attn_mask"):
-        raise MlclipError(f"{folder}: ONNX export covers open_clip text towers, not this one")
-    encoder._tower = _with_wider_mask(encoder.tower)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    old = None
-    try:
-        manifest = _write_all(work, base, encoder, tokenizers, shared, languages, extension.info, config.opset)
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if out.exists():  # replaced whole: an older export never mixes with this one
-            old = out.with_name(f".{out.name}.old-{work.name.rsplit('.', 1)[-1]}")
-            out.rename(old)
-        work.rename(out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work)
-        if old is not None and old.exists():
-            shutil.rmtree(old)
-    files = {name: entry["bytes"] for name, entry in manifest["files"].items()}
-    return ExportResult(out, languages, files, {name: out / name for name in files}, out / "manifest.json")
+    with writer_lock(out, "export folder"):
+        _check_out(out)
+        _require_onnx()
+        packs_wanted = [lang for lang in languages if lang != "en"]
+        _, base, encoder, tokenizers, shared = open_extension(folder, "cpu", packs_wanted)
+        if not base.has_images:
+            raise MlclipError(f"{folder}: built on a text-only encoder; ONNX export covers CLIP extensions")
+        if not hasattr(encoder.tower, "attn_mask"):
+            raise MlclipError(f"{folder}: ONNX export covers open_clip text towers, not this one")
+        encoder._tower = _with_wider_mask(encoder.tower)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        old = None
+        try:
+            manifest = _write_all(work, base, encoder, tokenizers, shared, languages, extension.info, config.opset)
+            (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            if out.exists():  # replaced whole: an older export never mixes with this one
+                old = out.with_name(f".{out.name}.old-{work.name.rsplit('.', 1)[-1]}")
+                out.rename(old)
+            work.rename(out)
+        finally:
+            if work.exists():
+                shutil.rmtree(work)
+            if old is not None and old.exists():
+                shutil.rmtree(old)
+        files = {name: entry["bytes"] for name, entry in manifest["files"].items()}
+        return ExportResult(out, languages, files, {name: out / name for name in files}, out / "manifest.json")
 
 
 def _write_all(work: Path, base, encoder, tokenizers, shared, languages: list[str], info: dict, opset: int) -> dict:

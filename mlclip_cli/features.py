@@ -30,6 +30,7 @@ from mlclip_cli.artifacts import (ArtifactError, count_manifest, features_spec, 
 from mlclip_cli.atomic import write_json
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.feature_shards import read_feature_shard
+from mlclip_cli.locks import writer_lock
 from mlclip_cli.training import distributed
 
 SHARD_SIZE = 4096
@@ -206,6 +207,11 @@ def compute_features(config: FeaturesConfig, encoder: FrozenClip | None = None,
     """`manifest`: the rows of config.manifest when the caller has read them already; otherwise
     the manifest is streamed. Under torchrun each rank computes the shards numbered rank, rank +
     N, ... (counted over all parts) and rank 0 writes features.json once all are on disk."""
+    with writer_lock(config.out, "feature folder"):
+        return _compute(config, encoder, progress, manifest)
+
+
+def _compute(config: FeaturesConfig, encoder: FrozenClip | None, progress, manifest: pd.DataFrame | None) -> FeaturesResult:
     runtime = distributed.current(config.device)
     if manifest is not None and config.split is not None:
         manifest = manifest[manifest.split == config.split]

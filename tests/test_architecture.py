@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mlclip_cli"
 # Bottom first. A module may import its own layer or a lower one.
 LAYERS = (
     ("foundation", {"mlclip_cli", "errors", "atomic", "registry", "text", "images", "metrics", "workspace",
-                    "artifacts", "feature_shards", "search", "retrieval", "xtd10_layout"}),
+                    "artifacts", "feature_shards", "search", "retrieval", "xtd10_layout", "locks", "text_files"}),
     ("data", {"world", "datasets"}),
     ("models", {"models", "training"}),
     ("core", {"core", "encoders", "features", "langid"}),

@@ -25,7 +25,7 @@ from mlclip_cli.models.clip import create_untrained
 from conftest import world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt,le", nlt=StageConfig(24, 5e-3, 0.1), le=StageConfig(6, 1e-3, 0.1), batch_size=16,
-                  eval_every=1000, checkpoint_every=5)
+                  eval_every=1000, checkpoint_every=5, checkpoint_seconds=None)  # checkpoints by step
 
 
 @pytest.fixture(scope="module")
@@ -171,11 +171,13 @@ def test_foreign_or_corrupt_packs_are_refused(world, extension, tmp_path):
     shutil.copytree(extension["out"], folder)
     for suffix in (".json", ".safetensors"):  # another extension's German pack dropped in
         shutil.copy(other.out / "packs" / f"de{suffix}", folder / "packs" / f"de{suffix}")
+    encoder = load_encoder(str(folder), "cpu")  # the other languages stay usable: only German is refused
+    assert "de" not in encoder.languages and encoder.encode_texts(["собака"], "ru").shape[0] == 1
     with pytest.raises(MlclipError, match="pack .de. .* was built for another (tokenizer|shared embedding block)"):
-        load_encoder(str(folder), "cpu")
+        encoder.encode_texts(["ein Hund"], "de")
     shutil.copy(extension["out"] / "packs" / "de.json", folder / "packs" / "de.json")
     with pytest.raises(MlclipError, match="de.safetensors: missing or corrupt"):
-        load_encoder(str(folder), "cpu")
+        load_encoder(str(folder), "cpu").encode_texts(["ein Hund"], "de")
 
 
 def test_resume_after_a_kill_gives_the_same_weights(world, tmp_path):
@@ -194,7 +196,7 @@ def test_resume_after_a_kill_gives_the_same_weights(world, tmp_path):
     with pytest.raises(MlclipError, match="holds an unfinished run .* pass --resume"):
         train_mla(_config(world, tmp_path / "resumed"))
     resumed = train_mla(_config(world, tmp_path / "resumed", resume=True))
-    assert resumed.loop.resumed_from == "stage 1 step 10"
+    assert resumed.loop.resumed_from == "stage 1 of 2 (nlt) at step 10"
     for name in ("shared/embedding.safetensors", "packs/de.safetensors", "packs/ru.safetensors"):
         assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
 

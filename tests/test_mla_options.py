@@ -28,7 +28,7 @@ from mlclip_cli.mla.train import LoopConfig, StageConfig, _fingerprint, losses_f
 from conftest import world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt", nlt=StageConfig(6, 5e-3, 0.1), le=StageConfig(3, 1e-3, 0.1), batch_size=16,
-                  eval_every=1000, checkpoint_every=3)
+                  eval_every=1000, checkpoint_every=3, checkpoint_seconds=None)  # checkpoints by step
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ Each command parses options, calls one library function and prints its result wi
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 
@@ -17,9 +19,10 @@ except ImportError:  # pragma: no cover
 
 from mlclip_cli import __version__
 from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train
-from mlclip_cli.cli.console import err, error_line
+from mlclip_cli.cli.console import err, error_line, show_notes
 from mlclip_cli.cli.options import with_bare_values
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.training.interrupts import Interrupted
 
 app = typer.Typer(
     name="mlclip",
@@ -57,16 +60,28 @@ for _module in (bench, continual, demo, export, features, index, langid, prepare
     _module.commands.register(app)
 
 
+def _terminate(number, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) ends a command as Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     args = with_bare_values(args)
+    show_notes()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=args, prog_name="mlclip", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's own turn of Ctrl-C into exit 130
+            error_line("interrupted")
         sys.exit(exc.exit_code)
+    except Interrupted as exc:  # training saved its state first: the line says how to go on
+        error_line(str(exc))
+        sys.exit(130)
     except NoArgsIsHelpError as exc:
         exc.show(file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -89,13 +88,10 @@ def embed(
     from mlclip_cli.embed import EmbedConfig, embed as run
 
     texts: list[str] = []
-    if text_file is not None:
-        handle = sys.stdin if text_file == "-" else None
-        try:
-            lines = (handle.read() if handle else Path(text_file).read_text(encoding="utf-8")).splitlines()
-        except OSError as exc:
-            raise MlclipError(f"cannot read {text_file}: {exc.strerror}") from None
-        texts = [line.strip() for line in lines if line.strip()]
+    if text_file is not None:  # UTF-8, one text per line: one clear line for an empty or binary file
+        from mlclip_cli.text_files import read_text_input
+
+        texts = [text for _, text in read_text_input(text_file)]
     if parquet is not None:
         import pyarrow.parquet as pq
 

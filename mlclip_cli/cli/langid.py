@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -42,6 +41,7 @@ def langid(
 ) -> None:
     from mlclip_cli import langid as lid
     from mlclip_cli.cli.options import comma_list
+    from mlclip_cli.text_files import read_text_input
     from mlclip_cli.core.extension import EXTENSION_FILE, is_extension
 
     lid.check_out_path(out_path)
@@ -56,10 +56,7 @@ def langid(
     else:
         languages = list(lid.XTD10_LANGUAGES)
     languages = lid.check_languages(languages, backend)
-    if text_file == "-":
-        lines = lid.parse_text_lines(sys.stdin.buffer.read(), "stdin")
-    else:
-        lines = lid.read_text_lines(text_file)
+    lines = read_text_input(text_file)
     result = lid.langid(lid.LangidConfig(lines=tuple(lines), languages=languages, backend=backend,
                                          fallback=fallback, min_confidence=min_confidence, out=out_path))
     total = len(result.detections)

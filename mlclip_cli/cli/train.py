@@ -12,6 +12,7 @@ from mlclip_cli.cli.console import out
 from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_extension, default_test_manifest, comma_list
 from mlclip_cli.cli.progress import run_sequence_with_progress, run_training_with_progress
 from mlclip_cli.cli.tables import print_result
+from mlclip_cli.errors import MlclipError
 from mlclip_cli.loading import teacher_model
 
 commands = Commands()
@@ -27,12 +28,14 @@ LE_LOSS_HELP = "LE's objective: nce (image-text InfoNCE, the paper's) or mse (to
 MAX_PAIRS_HELP = "Train on at most N captions per language, drawn with --seed (low-resource runs: Table 7)."
 
 
+CHECKPOINT_HELP = ("Seconds between saves of the resumable state (Ctrl-C and SIGTERM also save, between steps); "
+                   "--resume continues from the last one.")
 GRAD_ACCUM_HELP = ("Split each process's share of a batch into N micro-batches (less memory, the same loss: "
                    "InfoNCE keeps every negative of the batch).")
 
 
 def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss="mse", le_loss="nce",
-          text_teacher=False, grad_accum=1):
+          text_teacher=False, grad_accum=1, checkpoint_seconds=60.0):
     from dataclasses import replace
 
     from mlclip_cli.mla.train import TEXT_BATCH, TEXT_NLT, LoopConfig, check_losses
@@ -40,7 +43,7 @@ def _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_eve
     if batch_size is None:
         batch_size = TEXT_BATCH if text_teacher else 128
     loop = LoopConfig(stages=stages, batch_size=batch_size, seed=seed, eval_every=eval_every, nlt_loss=nlt_loss,
-                      le_loss=le_loss, grad_accum=grad_accum)
+                      le_loss=le_loss, grad_accum=grad_accum, checkpoint_seconds=checkpoint_seconds)
     if text_teacher:
         loop = replace(loop, nlt=TEXT_NLT)
     check_losses(loop)
@@ -123,6 +126,7 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     eval_every: int = typer.Option(1000, "--eval-every", min=1, help="Steps between validations (and at the end of each stage)."),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help=GRAD_ACCUM_HELP),
+    checkpoint_every: float = typer.Option(60.0, "--checkpoint-every", min=0.0, help=CHECKPOINT_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in --out."),
 ) -> None:
     from mlclip_cli.core.acquirer import check_acquirer
@@ -137,7 +141,7 @@ def train(
     check_acquirer(acquirer)
     model = teacher_model(model, teacher)
     loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
-                 text_teacher=teacher is not None, grad_accum=grad_accum)
+                 text_teacher=teacher is not None, grad_accum=grad_accum, checkpoint_seconds=checkpoint_every)
     if teacher is not None and embedding_init is None:
         embedding_init = CLIP_INIT  # real text: each row starts from the teacher's own rows of its text
     vocab_size = vocab_size or (TEXT_VOCAB if teacher is not None else 4000)
@@ -192,6 +196,7 @@ def extend(
     seed: int = typer.Option(0, "--seed"),
     eval_every: int = typer.Option(1000, "--eval-every", min=1),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1, help=GRAD_ACCUM_HELP),
+    checkpoint_every: float = typer.Option(60.0, "--checkpoint-every", min=0.0, help=CHECKPOINT_HELP),
     replace: bool = typer.Option(False, "--replace", help="Train again a language that already has a pack."),
     resume: bool = typer.Option(False, "--resume", help="Continue an unfinished extend of this language."),
 ) -> None:
@@ -220,7 +225,7 @@ def extend(
         vocab_extension=vocab_extension, extra_tokens=extra_tokens, split=split, features_dir=features_dir,
         resume=resume, replace=replace, max_pairs=max_pairs,
         loop=_loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
-                   text_teacher=_text_base(folder), grad_accum=grad_accum),
+                   text_teacher=_text_base(folder), grad_accum=grad_accum, checkpoint_seconds=checkpoint_every),
     )
     _summary(run_training_with_progress(lambda p, s, e: chosen.extend(config, p, s, e)))
 
@@ -244,7 +249,42 @@ def packs_list(ctx: typer.Context, extension: Path = EXTENSION_OPTION) -> None:
         table.add_row(language, f"{card.get('parameters', 0):,}", str(card.get("extra_tokens", 0)), str(card.get("stages")),
                       str(card.get("steps")), f"{metrics.get('image_retrieval_recall@1', float('nan')):.1f}",
                       f"{metrics.get('mean_recall', float('nan')):.1f}", str(card.get("created")))
+    for language in sorted(ext.broken):
+        table.add_row(f"[red]{language}[/]", "[red]broken card[/]", "", "", "", "", "", "")
     out.print(table)
+    if ext.broken:
+        out.print(f"[red]{len(ext.broken)} broken: see `mlclip packs check`[/]")
+
+
+@packs_app.command("check", help="""Verify every file of an extension against its card and hash, and list what is broken.
+
+Exit status 1 when anything is; a broken pack can be removed (`mlclip packs remove LANG`) and
+trained again, and the other languages stay usable meanwhile.
+
+Example: [bold]mlclip packs check --extension WORKSPACE/extensions/mla[/]""")
+def packs_check(ctx: typer.Context, extension: Path = EXTENSION_OPTION) -> None:
+    from mlclip_cli.core.extension import read_extension
+    from mlclip_cli.mla.packs import METHOD, problems
+
+    ext = read_extension(extension or default_extension(ctx.obj))
+    if ext.info["method"] == METHOD:
+        found = problems(ext)
+    else:  # a continual extension is one state: its files are checked as a whole when it loads
+        from mlclip_cli.continual import snapshot
+
+        found = dict(ext.broken)
+        try:
+            snapshot.read(ext.folder)
+        except MlclipError as exc:
+            found["state"] = str(exc)
+    table = Table(title=f"{ext.info['method']} extension {ext.folder}")
+    table.add_column("part")
+    table.add_column("status")
+    for part in sorted({*ext.languages, *found}):
+        table.add_row(part, f"[red]broken[/]: {found[part]}" if part in found else "[green]ok[/]")
+    out.print(table)
+    if found:
+        raise typer.Exit(1)
 
 
 @packs_app.command("show", help="A pack's card (JSON).\n\nExample: [bold]mlclip packs show ko[/]")
@@ -252,12 +292,12 @@ def packs_show(ctx: typer.Context, lang: str = typer.Argument(..., help="Languag
                extension: Path = EXTENSION_OPTION) -> None:
     import json
 
-    from mlclip_cli.core.extension import read_extension
+    from mlclip_cli.core.extension import read_extension, unavailable
     from mlclip_cli.errors import MlclipError
 
     ext = read_extension(extension or default_extension(ctx.obj))
     if lang not in ext.cards:
-        raise MlclipError(f"{ext.folder} has no pack for '{lang}' (it has {', '.join(ext.languages) or 'none'})")
+        raise MlclipError(unavailable(ext, lang))
     out.print_json(json.dumps(ext.cards[lang]))
 
 

@@ -36,7 +36,9 @@ from mlclip_cli.core.pairs import PairData, Validation, evaluation_set, load_pai
 from mlclip_cli.core.towers import tower_of, tower_sha256
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.locks import writer_lock
 from mlclip_cli.metrics import retrieval_metrics
+from mlclip_cli.training.interrupts import Interrupted, deferred_interrupts
 from mlclip_cli.training.pretrain import attention_kernel
 
 VOCAB_BUDGET = 10_000  # CLFM's BPE size per language
@@ -207,7 +209,7 @@ class _Run:
         return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=loop.eps, fused=True)  # one kernel: 9x faster on CPU
 
     def train_task(self, data: PairData, languages: list[str], task: int, steps: int, scale: torch.Tensor,
-                   on_step: Callable | None, label: str) -> float:
+                   on_step: Callable | None, label: str, stop=None) -> float:
         loop = self.config.loop
         self.encoder.train()
         optimizer = self.optimizer(languages)
@@ -219,6 +221,10 @@ class _Run:
         ddp_student = distributed.wrap(_Student(self), runtime, find_unused_parameters=True)
         losses = []
         for step in range(steps):
+            if stop is not None and distributed.any_rank(stop.requested, runtime):
+                kept = f"the state after {task} finished task(s) is kept" if task else "no task had finished"
+                raise Interrupted(f"interrupted ({stop.name or 'by another rank'}) at step {step} of {steps} of task "
+                                  f"{label}; {kept}: rerun with --resume")
             factor = min(1.0, (step + 1) / warm)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
@@ -339,6 +345,11 @@ def run_continual(config: ContinualConfig, progress: Callable | None = None, on_
     heatmaps and the AA/F plot next to the extension folder (OUT/extension)."""
     order = check_order(config.order)
     learner = get_learner(config.learner, config.settings)
+    with writer_lock(config.out, "continual run"):  # before recover: a live writer's swap is its own
+        return _run(config, order, learner, progress, on_step, on_task)
+
+
+def _run(config: ContinualConfig, order: list[str], learner: Learner, progress, on_step, on_task) -> ContinualResult:
     state_dir = Path(config.out) / "extension"
     snapshot.recover(state_dir)
     saved = snapshot.read(state_dir) if snapshot.exists(state_dir) else None
@@ -350,8 +361,8 @@ def run_continual(config: ContinualConfig, progress: Callable | None = None, on_
             state = "a finished" if done == total else f"an unfinished ({done} of {total} languages)"
             raise MlclipError(f"{config.out} holds {state} run of these settings; pass --resume to "
                               f"{'reuse' if done == total else 'continue'} it, or choose another --out")
-    with distributed.session(config.device):  # one process, or every rank of a torchrun launch
-        return _sequence(config, learner, order, state_dir, saved, progress, on_step, on_task)
+    with distributed.session(config.device), deferred_interrupts() as stop:  # one process, or every torchrun rank
+        return _sequence(config, learner, order, state_dir, saved, progress, on_step, on_task, stop)
 
 
 @dataclass(frozen=True)
@@ -371,6 +382,11 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
                      on_task: Callable[[int, TaskRecord], None] | None = None) -> ContinualResult:
     """One more language for a continual extension, with the settings it was trained with; the
     folder is updated in place (swapped whole, so a kill leaves it as it was)."""
+    with writer_lock(Path(config.extension).parent, "continual run"):  # the run folder, as `continual` locks it
+        return _extend(config, progress, on_step, on_task)
+
+
+def _extend(config: ExtendConfig, progress, on_step, on_task) -> ContinualResult:
     folder = Path(config.extension)
     snapshot.recover(folder)
     if not snapshot.exists(folder):
@@ -392,12 +408,12 @@ def extend_continual(config: ExtendConfig, progress: Callable | None = None, on_
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
         split_han=info.get("split_han", False),
         split=config.split, resume=True, device=config.device)
-    with distributed.session(config.device):
-        return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task)
+    with distributed.session(config.device), deferred_interrupts() as stop:
+        return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task, stop)
 
 
 def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state_dir: Path,
-              saved: snapshot.Snapshot | None, progress, on_step, on_task) -> ContinualResult:
+              saved: snapshot.Snapshot | None, progress, on_step, on_task, stop=None) -> ContinualResult:
     manifest = read_manifest(config.manifest).to_pandas()
     done = len(saved.record["tasks"]) if saved else 0
     todo = [] if learner.joint and done else (order if learner.joint else order[done:])
@@ -444,7 +460,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
         learner.start_task(run.encoder, languages, task)
         steps = config.loop.steps * len(languages)
         label = f"{task + 1}/{len(tasks)} {_task_name(languages)}"
-        loss = run.train_task(data, languages, task, steps, scale, on_step, label)
+        loss = run.train_task(data, languages, task, steps, scale, on_step, label, stop)
         for language in languages:  # TEIR usage: +1 for every row this task's language used
             run.usage[run.used_rows(corpus[language])] += 1
         learner.end_task(run.encoder, data, languages, task, run.gradient_of(data, task))

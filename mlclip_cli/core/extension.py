@@ -117,6 +117,7 @@ class Extension:
     folder: Path
     info: dict  # extension.json
     cards: dict[str, dict] = field(default_factory=dict)  # language -> pack card
+    broken: dict[str, str] = field(default_factory=dict)  # language -> why its card cannot be read
 
     @property
     def languages(self) -> list[str]:
@@ -127,18 +128,31 @@ class Extension:
 
 
 def read_extension(folder: str | Path) -> Extension:
-    """The index and every card, each checked for its kind; one-line errors otherwise."""
+    """The index (a broken one is a one-line error) and every card: a card that cannot be read is
+    listed in `broken` instead, so the other languages stay usable and the broken one removable."""
     folder = Path(folder)
     info = read_index(folder)
-    cards = {}
+    cards, broken = {}, {}
     for path in sorted((folder / "packs").glob("*.json")):
         if path.name.endswith(".tokenizer.json"):
             continue
-        card = read_json_object(path, "pack card")
-        if card.get("artifact") != CARD_ARTIFACT or "language" not in card:
-            raise ArtifactError(f"{path}: not a language pack card")
+        try:
+            card = read_json_object(path, "pack card")
+            if card.get("artifact") != CARD_ARTIFACT or "language" not in card:
+                raise ArtifactError(f"{path}: not a language pack card")
+        except ArtifactError as exc:
+            broken[path.stem] = str(exc)
+            continue
         cards[card["language"]] = card
-    return Extension(folder, info, cards)
+    return Extension(folder, info, cards, broken)
+
+
+def unavailable(extension: Extension, language: str) -> str:
+    """Why `language` cannot be used from `extension`, in words for an error line."""
+    if language in extension.broken:
+        return (f"{extension.folder}: the '{language}' pack is broken ({extension.broken[language]}); "
+                f"see `mlclip packs check`, remove it with `mlclip packs remove {language}`")
+    return f"{extension.folder} has no pack for '{language}' (it has {', '.join(extension.languages) or 'none'})"
 
 
 def check_base(folder: Path, info: dict, identity: str, tower_sha: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from mlclip_cli.datasets import dataset_names, get_dataset
 from mlclip_cli.datasets.base import PrepareConfig, Report, count_by
 from mlclip_cli.datasets.layout import LayoutCheck, check_root
 from mlclip_cli.errors import DatasetError
+from mlclip_cli.locks import writer_lock
 
 _EXAMPLES = 20  # how many masked captions / missing images the summary lists in full
 
@@ -25,6 +27,14 @@ class PrepareResult:
 def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResult:
     """Turn the data set `name` under config.root into `out` (Parquet) and `out`.summary.json."""
     spec = get_dataset(name)
+    with contextlib.ExitStack() as held:
+        held.enter_context(writer_lock(out, "manifest", is_file=True))
+        if spec.generated:  # it writes its data under --root too
+            held.enter_context(writer_lock(config.root, "generated data set"))
+        return _prepare(name, spec, config, out)
+
+
+def _prepare(name: str, spec, config: PrepareConfig, out: Path) -> PrepareResult:
     root = Path(config.root)
     if config.splits is not None and not spec.splits:
         choosers = [other for other in dataset_names() if get_dataset(other).splits]

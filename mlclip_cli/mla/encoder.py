@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mlclip_cli.core.encoding import encode_grouped
+from mlclip_cli.core.extension import unavailable
 from mlclip_cli.encoders import FrozenClip, check_fallback, encode_by_language
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.method import open_extension
@@ -21,14 +22,15 @@ class MlaEncoder(FrozenClip):
 
     def __init__(self, folder: Path, device: str | None = None, fallback: str = "none"):
         check_fallback(fallback)
-        extension, base, encoder, tokenizers, _ = open_extension(Path(folder), device)
+        extension, base, encoder, tokenizers, _ = open_extension(Path(folder), device, skip_broken=True)
         super().__init__(base.clip, str(base.device))
         self.folder, self.extension, self.mla, self.tokenizers = Path(folder), extension, encoder, tokenizers
         self.fallback = fallback
 
     @property
     def languages(self) -> list[str]:
-        return self.extension.languages
+        """The languages with a whole pack (a broken one is left out: see `mlclip packs check`)."""
+        return [language for language in self.extension.languages if language in self.tokenizers]
 
     def _route(self, language: str) -> str | None:
         """The pack to use, or None for the frozen English path."""
@@ -36,6 +38,8 @@ class MlaEncoder(FrozenClip):
             return None
         if language in self.tokenizers:
             return language
+        if language in self.extension.broken:  # never silently English: the user has a pack to mend
+            raise MlclipError(unavailable(self.extension, language))
         if self.fallback == "english":
             return None
         raise MlclipError(f"{self.folder} has no language pack for '{language}' (it has "

@@ -23,6 +23,7 @@ from mlclip_cli.core.towers import tower_sha256
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features
+from mlclip_cli.locks import writer_lock
 from mlclip_cli.mla import packs
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
@@ -269,7 +270,7 @@ def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra:
 def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | None = None,
               on_step=None, on_eval=None) -> MlaResult:
     """One process, or every rank of a torchrun launch (rank 0 writes the extension)."""
-    with distributed.session(config.device) as runtime:
+    with distributed.session(config.device) as runtime, writer_lock(config.out, "extension folder"):
         return _train_mla(config, runtime, progress, on_step, on_eval)
 
 
@@ -346,9 +347,11 @@ def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_
     }
 
 
-def open_extension(folder: Path, device: str | None = None, languages: list[str] | None = None):
+def open_extension(folder: Path, device: str | None = None, languages: list[str] | None = None,
+                   skip_broken: bool = False):
     """(extension, base encoder, MlaTextEncoder with the packs of `languages` (all by default),
-    language -> tokenizer)."""
+    language -> tokenizer). `skip_broken`: a pack that fails its check is left out (and listed in
+    extension.broken) instead of refusing the whole folder."""
     extension = folder_format.read_extension(folder)
     if extension.info["method"] != packs.METHOD:
         raise MlclipError(f"{folder}: an extension of method '{extension.info['method']}', not {packs.METHOD}")
@@ -362,7 +365,8 @@ def open_extension(folder: Path, device: str | None = None, languages: list[str]
     if folder_format.sha256_file(folder / "shared" / "tokenizer.json") != extension.info["tokenizer_sha256"]:
         raise MlclipError(f"{folder / 'shared' / 'tokenizer.json'}: corrupt (its hash is not the one in "
                           f"{folder_format.EXTENSION_FILE})")
-    own = packs.load_encoder_weights(extension, encoder, extension.languages if languages is None else languages)
+    own = packs.load_encoder_weights(extension, encoder, extension.languages if languages is None else languages,
+                                     skip_broken)
     encoder.to(base.device).eval()
     tokenizers = {language: tok or shared for language, tok in own.items()}
     return extension, base, encoder, tokenizers, shared
@@ -370,7 +374,7 @@ def open_extension(folder: Path, device: str | None = None, languages: list[str]
 
 def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> MlaResult:
     """One process, or every rank of a torchrun launch (rank 0 writes the pack)."""
-    with distributed.session(config.device) as runtime:
+    with distributed.session(config.device) as runtime, writer_lock(config.out, "extension folder"):
         return _extend_mla(config, runtime, progress, on_step, on_eval)
 
 
@@ -390,7 +394,8 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
     if config.acquirer not in ("mlp", kind):  # the new pack is always of the extension's own kind
         raise MlclipError(f"{out} has acquirers of kind '{kind}'; a pack added to it has them too, not '{config.acquirer}'")
     others = [lang for lang in extension.languages if lang != language]
-    extension, base, encoder, tokenizers, shared = open_extension(out, str(runtime.device), others)
+    # a broken pack of another language does not stop this one (the others stay frozen and unused here)
+    extension, base, encoder, tokenizers, shared = open_extension(out, str(runtime.device), others, skip_broken=True)
     encoder.requires_grad_(False)  # the shared block and the other packs stay exactly as they are
     manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)

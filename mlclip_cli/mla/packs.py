@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from mlclip_cli import __version__
 from mlclip_cli.atomic import atomic_path
 from mlclip_cli.core.extension import (EXTENSION_FILE, Extension, git_revision, load_tensors, now, sha256_file,
-                                       write_card)
+                                       unavailable, write_card)
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.model import LanguagePack, MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
@@ -84,9 +84,24 @@ def write_pack(extension_folder: Path, info: dict, language: str, pack: Language
     return card
 
 
+def problems(extension: Extension) -> dict[str, str]:
+    """Every pack that would not load, and why (an empty dict: all of them are whole)."""
+    found = dict(extension.broken)
+    shared = extension.folder / "shared" / "embedding.safetensors"
+    if not shared.is_file() or sha256_file(shared) != extension.info["shared_sha256"]:
+        found["shared"] = f"{shared}: missing or corrupt (its hash is not the one in {EXTENSION_FILE})"
+    for language in extension.languages:
+        try:
+            check_pack(extension, language)
+        except MlclipError as exc:
+            found[language] = str(exc)
+    return found
+
+
 def remove_pack(extension: Extension, language: str) -> list[Path]:
-    if language not in extension.cards:
-        raise MlclipError(f"{extension.folder} has no pack for '{language}' (it has {', '.join(extension.languages) or 'none'})")
+    """A pack's files, its card first (a broken card too: removing is how a broken pack is mended)."""
+    if language not in extension.cards and language not in extension.broken:
+        raise MlclipError(unavailable(extension, language))
     removed = []
     card = extension.pack_path(language, ".json")
     card.unlink()  # the card first: from here on the pack does not exist
@@ -99,9 +114,11 @@ def remove_pack(extension: Extension, language: str) -> list[Path]:
     return removed
 
 
-def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, languages: list[str]) -> dict[str, TextTokenizer | None]:
+def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, languages: list[str],
+                         skip_broken: bool = False) -> dict[str, TextTokenizer | None]:
     """Fill `encoder` with the shared block and the packs of `languages` (each checked first);
-    return each language's own tokenizer (None: the shared one)."""
+    return each language's own tokenizer (None: the shared one). With `skip_broken` a pack that
+    fails its check is left out and recorded in `extension.broken`, so the others stay usable."""
     shared_path = extension.folder / "shared" / "embedding.safetensors"
     if not shared_path.is_file() or sha256_file(shared_path) != extension.info["shared_sha256"]:
         raise MlclipError(f"{shared_path}: missing or corrupt (its hash is not the one in {EXTENSION_FILE})")
@@ -111,7 +128,15 @@ def load_encoder_weights(extension: Extension, encoder: MlaTextEncoder, language
         raise MlclipError(f"{shared_path}: does not fit this encoder ({str(exc).splitlines()[0]})") from None
     own: dict[str, TextTokenizer | None] = {}
     for language in languages:
-        check_pack(extension, language)
+        if language not in extension.cards:
+            raise MlclipError(unavailable(extension, language))
+        try:
+            check_pack(extension, language)
+        except MlclipError as exc:
+            if not skip_broken:
+                raise
+            extension.broken[language] = str(exc)
+            continue
         card = extension.cards[language]
         pack = encoder.add_pack(language, int(card.get("extra_tokens") or 0))
         try:

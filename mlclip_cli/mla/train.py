@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -39,13 +40,17 @@ from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.training import distributed
 from mlclip_cli.training.checkpoint import load_trainer_state, save_trainer_state
+from mlclip_cli.training.interrupts import Interrupted, deferred_interrupts
 from mlclip_cli.training.pretrain import attention_kernel
 
+_log = logging.getLogger(__name__)  # the CLI prints these as "note:" lines
 STAGE_CHOICES = ("nlt", "le", "nlt+le", "nlt,le", "nlt,nlt+le")
 LOSS_CHOICES = ("mse", "nce")
 # Loop settings added after the first release: left out of the resume fingerprint at their
 # defaults, so an unfinished run of an older version still resumes.
 _LATER_DEFAULTS = {"nlt_loss": "mse", "le_loss": "nce", "grad_accum": 1}
+# How often state is saved by time changes nothing the run computes: never part of the fingerprint.
+_NOT_FINGERPRINTED = ("checkpoint_seconds",)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ class LoopConfig:
     weight_decay: float = 0.01
     seed: int = 0
     eval_every: int = 1000  # and always at the end of each stage
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # steps per loss window of the history (and a checkpoint, unless by time)
+    checkpoint_seconds: float | None = 60.0  # checkpoint when this long has passed since the last (None: by steps)
     nlt_loss: str = "mse"  # NLT's objective: mse (the paper's) or nce (InfoNCE to the batch's teacher embeddings)
     le_loss: str = "nce"  # LE's objective: nce (the paper's) or mse (squared distance to its own image's feature)
     grad_accum: int = 1  # micro-batches per rank and step (the same loss: see the module's docstring)
@@ -88,7 +94,8 @@ class LoopResult:
     seconds: float = 0.0
     history: list = field(default_factory=list)  # [stage, step, mean loss over the window]
     val: dict[str, dict[str, float]] = field(default_factory=dict)  # language -> last val metrics
-    resumed_from: str | None = None
+    resumed_from: str | None = None  # "stage 2 of 2 (le) at step 40"
+    nothing_to_resume: bool = False  # --resume was given, and there was no unfinished run: it started afresh
 
 
 def parse_stages(stages: str) -> list[tuple[str, ...]]:
@@ -169,7 +176,8 @@ def _optimizer(trainable: torch.nn.Module, schedule: StageConfig, config: LoopCo
 
 
 def _fingerprint(config: LoopConfig, extra: dict) -> str:
-    loop = {k: v for k, v in asdict(config).items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
+    loop = {k: v for k, v in asdict(config).items() if (k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k])
+            and k not in _NOT_FINGERPRINTED}
     return json.dumps({"loop": loop, **extra}, sort_keys=True, default=str)
 
 
@@ -195,7 +203,11 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
                               "resume it with the same options, or choose another --out")
         stage_index, start_step = int(saved["stage"]), int(saved["step"])
         result.history = saved.get("history", [])
-        result.resumed_from = f"stage {stage_index + 1} step {start_step}"
+        result.resumed_from = f"stage {stages_label(stages, stage_index)} at step {start_step}"
+        _log.info(f"{state_dir.parent}: resuming {result.resumed_from}")
+    elif resume:
+        result.nothing_to_resume = True
+        _log.info(f"{state_dir.parent}: --resume, but there is no unfinished run to resume; starting from the beginning")
     runtime = distributed.current(str(device))
     if config.batch_size < runtime.world_size * max(1, config.grad_accum):
         raise MlclipError(f"--batch-size {config.batch_size} is smaller than processes x --grad-accum "
@@ -205,6 +217,29 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
     distributed.seed(config.seed, runtime)
     began = time.perf_counter()
     trainable.train()
+    with deferred_interrupts() as stop:
+        _loop_stages(encoder, trainable, tokenizers, data, config, state_dir, validation, device, stages, stage_index,
+                     start_step, print_key, result, runtime, student, ddp_student, stop, on_step, on_eval)
+    result.seconds = time.perf_counter() - began
+    if validation is not None and not result.val and runtime.is_main:
+        result.val = validate(encoder, tokenizers, validation, device)
+    distributed.barrier()  # every rank has finished before rank 0 writes the packs
+    return result
+
+
+def stages_label(stages: list[tuple[str, ...]], index: int) -> str:
+    return f"{index + 1} of {len(stages)} ({'+'.join(stages[index])})"
+
+
+def _loop_stages(encoder, trainable, tokenizers, data, config: LoopConfig, state_dir: Path, validation, device,
+                 stages, stage_index: int, start_step: int, print_key: str, result: LoopResult, runtime, student,
+                 ddp_student, stop, on_step, on_eval) -> None:
+    def save(optimizer, stage: int, step: int) -> None:
+        if runtime.is_main:
+            save_trainer_state(trainable, optimizer, state_dir, {
+                "stage": stage, "step": step, "history": result.history, "fingerprint": print_key})
+
+    last_save = time.monotonic()
     for index in range(stage_index, len(stages)):
         losses = stages[index]
         name = "+".join(losses)
@@ -217,6 +252,11 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
             load_trainer_state(trainable, optimizer, state_dir)
         window: list[float] = []
         for step in range(first, schedule.steps):
+            if distributed.any_rank(stop.requested, runtime):  # between steps: the state is whole
+                save(optimizer, index, step)
+                distributed.barrier()
+                raise Interrupted(f"interrupted ({stop.name or 'by another rank'}) at step {step} of stage "
+                                  f"{stages_label(stages, index)}; its state is saved: rerun with --resume")
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, schedule)
             rows = data.batch(step, config.batch_size, config.seed * 1000 + index)
@@ -233,22 +273,19 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
                 result.val = validate(encoder, tokenizers, validation, device)
                 if on_eval:
                     on_eval(name, step + 1, result.val)
-            if (step + 1) % config.checkpoint_every == 0 and not last:
+            window_ends = (step + 1) % config.checkpoint_every == 0
+            if window_ends and not last:
                 result.history.append([name, step + 1, float(np.mean(window))])
                 window = []
-                if runtime.is_main:
-                    save_trainer_state(trainable, optimizer, state_dir, {
-                        "stage": index, "step": step + 1, "history": result.history, "fingerprint": print_key})
+            due = (time.monotonic() - last_save >= config.checkpoint_seconds if config.checkpoint_seconds is not None
+                   else window_ends)
+            if due and not last:
+                save(optimizer, index, step + 1)
+                last_save = time.monotonic()
         if window:
             result.history.append([name, schedule.steps, float(np.mean(window))])
-        if index + 1 < len(stages) and runtime.is_main:  # the next stage starts from these weights, a fresh optimiser
-            save_trainer_state(trainable, _optimizer(trainable, schedule, config), state_dir, {
-                "stage": index + 1, "step": 0, "history": result.history, "fingerprint": print_key})
-    result.seconds = time.perf_counter() - began
-    if validation is not None and not result.val and runtime.is_main:
-        result.val = validate(encoder, tokenizers, validation, device)
-    distributed.barrier()  # every rank has finished before rank 0 writes the packs
-    return result
+        if index + 1 < len(stages):  # the next stage starts from these weights, a fresh optimiser
+            save(_optimizer(trainable, schedule, config), index + 1, 0)
 
 
 class _Student(torch.nn.Module):

@@ -117,6 +117,15 @@ def seed(value: int, runtime: Runtime) -> None:
     torch.manual_seed(value * 1000 + runtime.rank)
 
 
+def any_rank(flag: bool, runtime: Runtime) -> bool:
+    """Whether `flag` holds on any rank (all ranks must stop at the same step, or a collective hangs)."""
+    if not runtime.distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=runtime.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
