@@ -57,3 +57,15 @@ def world_with_micro_clip(root: Path, train: int, val: int, test: int) -> dict:
     torch.manual_seed(0)
     save_weights(create_untrained("mlclip-micro"), root / "micro", {"model_name": "mlclip-micro"})
     return {"root": root, "manifest": manifest, "model": str(root / "micro")}
+
+
+class Killed(Exception):
+    """A simulated kill from inside a training run's step callback."""
+
+
+def kill_at(step: int, stage: str | None = None):
+    """An on_step callback that raises Killed after `step` (of `stage`, or of any stage)."""
+    def on_step(name, done, total, loss):
+        if done == step and (stage is None or name == stage):
+            raise Killed
+    return on_step

@@ -22,7 +22,7 @@ from mlclip_cli.mla.tokenizer import extend_vocabulary, train_bpe
 from mlclip_cli.mla.train import LoopConfig, StageConfig
 from mlclip_cli.models.clip import create_untrained
 
-from conftest import world_with_micro_clip
+from conftest import Killed, kill_at, world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt,le", nlt=StageConfig(24, 5e-3, 0.1), le=StageConfig(6, 1e-3, 0.1), batch_size=16,
                   eval_every=1000, checkpoint_every=5, checkpoint_seconds=None)  # checkpoints by step
@@ -183,15 +183,8 @@ def test_foreign_or_corrupt_packs_are_refused(world, extension, tmp_path):
 def test_resume_after_a_kill_gives_the_same_weights(world, tmp_path):
     straight = train_mla(_config(world, tmp_path / "straight"))
 
-    class Killed(Exception):
-        pass
-
-    def kill(stage, step, total, loss):
-        if stage == "nlt" and step == 13:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_mla(_config(world, tmp_path / "resumed"), on_step=kill)
+        train_mla(_config(world, tmp_path / "resumed"), on_step=kill_at(13, "nlt"))
     assert not folder_format.is_extension(tmp_path / "resumed")  # nothing half-written is visible
     with pytest.raises(MlclipError, match="holds an unfinished run .* pass --resume"):
         train_mla(_config(world, tmp_path / "resumed"))

@@ -25,7 +25,7 @@ from mlclip_cli.mla.tokenizer import train_bpe
 from mlclip_cli.core.encoding import encode_grouped
 from mlclip_cli.mla.train import LoopConfig, StageConfig, _fingerprint, losses_for
 
-from conftest import world_with_micro_clip
+from conftest import Killed, kill_at, world_with_micro_clip
 
 LOOP = LoopConfig(stages="nlt", nlt=StageConfig(6, 5e-3, 0.1), le=StageConfig(3, 1e-3, 0.1), batch_size=16,
                   eval_every=1000, checkpoint_every=3, checkpoint_seconds=None)  # checkpoints by step
@@ -220,15 +220,8 @@ def test_new_loop_settings_enter_the_resume_fingerprint_only_off_their_defaults(
 
 
 def test_resume_with_another_objective_is_refused(world, tmp_path):
-    class Killed(Exception):
-        pass
-
-    def kill(stage, step, total, loss):
-        if step == 4:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_mla(_config(world, tmp_path / "run"), on_step=kill)
+        train_mla(_config(world, tmp_path / "run"), on_step=kill_at(4))
     with pytest.raises(MlclipError, match="used other settings"):
         train_mla(_config(world, tmp_path / "run", resume=True, loop=replace(LOOP, nlt_loss="nce")))
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import assert_one_line_error, world_with_micro_clip
+from conftest import Killed, assert_one_line_error, kill_at, world_with_micro_clip
 from mlclip_cli.core import extension as folder_format
 from mlclip_cli.locks import FolderBusy, lock_path, writer_lock
 from mlclip_cli.mla.method import MlaConfig, train_mla
@@ -116,24 +116,18 @@ def test_ctrl_c_saves_between_steps_and_resume_ends_with_the_same_weights(world,
         assert (straight.out / name).read_bytes() == (tmp_path / "cut" / name).read_bytes(), name
 
 
-def test_resume_with_nothing_to_resume_says_so(world, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="mlclip_cli"):
-        result = train_mla(_config(world, tmp_path / "fresh", resume=True, loop=replace(LOOP, stages="nlt")))
-    assert result.loop.nothing_to_resume and "no unfinished run to resume" in caplog.text
+def test_resume_with_nothing_to_resume_says_so(world, tmp_path, run_cli):
+    result = run_cli("train", "--method", "mla", "--langs", "de", "--out", str(tmp_path / "fresh"), "--resume",
+                     "--data", str(world["manifest"]), "--model", world["model"], "--stages", "nlt", "--nlt-steps", "2",
+                     "--batch-size", "16", "--vocab-size", "300")
+    assert result.code == 0 and "held no unfinished run to resume; it trained from the beginning" in " ".join(result.err.split())
 
 
 def test_checkpoints_by_time_save_state_that_resumes(world, tmp_path):
     # checkpoint_seconds=0: a save after every step; a step that raises leaves the previous one resumable
-    class Killed(Exception):
-        pass
-
-    def kill(stage, step, total, loss):
-        if step == 5:
-            raise Killed
-
     loop = replace(LOOP, stages="nlt", checkpoint_seconds=0.0)
     with pytest.raises(Killed):
-        train_mla(_config(world, tmp_path / "timed", loop=loop), on_step=kill)
+        train_mla(_config(world, tmp_path / "timed", loop=loop), on_step=kill_at(5))
     resumed = train_mla(_config(world, tmp_path / "timed", loop=loop, resume=True))
     assert resumed.loop.resumed_from == "stage 1 of 1 (nlt) at step 4"
 
@@ -203,3 +197,17 @@ def test_embed_names_the_text_file_and_what_is_wrong_with_it(tmp_path, run_cli, 
     result = run_cli("embed", "--lang", "en", "--text-file", str(given), "--out", str(tmp_path / "e.parquet"))
     assert_one_line_error(result, str(given), fragment)
     assert not (tmp_path / "e.parquet").exists()
+
+
+@pytest.mark.parametrize("raised, line", [
+    (Interrupted("interrupted (SIGTERM) at step 3 of stage 1 of 2 (nlt); its state is saved: rerun with --resume"),
+     "error: interrupted (SIGTERM) at step 3 of stage 1 of 2 (nlt); its state is saved: rerun with --resume"),
+    (KeyboardInterrupt(), "error: interrupted"),  # outside a training loop: Typer's exit 130, said in one line
+])
+def test_an_interrupt_is_one_line_and_exit_130(monkeypatch, run_cli, raised, line):
+    def stopped(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr("mlclip_cli.mla.method.train_mla", stopped)  # the method looks it up at each call
+    result = run_cli("train", "--method", "mla", "--langs", "de")
+    assert result.code == 130 and result.err.strip() == line

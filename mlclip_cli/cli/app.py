@@ -60,6 +60,9 @@ for _module in (bench, continual, demo, export, features, index, langid, prepare
     _module.commands.register(app)
 
 
+INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+
+
 def _terminate(number, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM (a scheduler, `kill`) ends a command as Ctrl-C does
 
@@ -73,15 +76,15 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=args, prog_name="mlclip", standalone_mode=False)
+        if code == INTERRUPTED:  # Typer turns a Ctrl-C outside a training loop into this code, silently
+            error_line("interrupted")
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer's own turn of Ctrl-C into exit 130
-            error_line("interrupted")
         sys.exit(exc.exit_code)
     except Interrupted as exc:  # training saved its state first: the line says how to go on
         error_line(str(exc))
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except NoArgsIsHelpError as exc:
         exc.show(file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         error_line("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except MlclipError as exc:
         if debug:
             raise

@@ -24,5 +24,6 @@ class _Notes(logging.Handler):
 def show_notes() -> None:
     logger = logging.getLogger("mlclip_cli")
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # once, here: not again through a handler some library gave the root logger
     if not any(isinstance(handler, _Notes) for handler in logger.handlers):
         logger.addHandler(_Notes())

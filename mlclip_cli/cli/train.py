@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from mlclip_cli.cli.commands import Commands
-from mlclip_cli.cli.console import out
+from mlclip_cli.cli.console import err, out
 from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_extension, default_test_manifest, comma_list
 from mlclip_cli.cli.progress import run_sequence_with_progress, run_training_with_progress
 from mlclip_cli.cli.tables import print_result
@@ -79,6 +79,9 @@ def _summary(result) -> None:
                   "do not benchmark on the same rows[/]")
     if result.loop.resumed_from:
         out.print(f"resumed from {result.loop.resumed_from}")
+    if result.loop.nothing_to_resume:
+        err.print(f"note: --resume: {result.out} held no unfinished run to resume; it trained from the beginning",
+                  markup=False, highlight=False, style="yellow")
     out.print(f"{result.loop.steps} steps in {result.loop.seconds:.0f} s -> {result.out}")
 
 

@@ -206,8 +206,7 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
         result.resumed_from = f"stage {stages_label(stages, stage_index)} at step {start_step}"
         _log.info(f"{state_dir.parent}: resuming {result.resumed_from}")
     elif resume:
-        result.nothing_to_resume = True
-        _log.info(f"{state_dir.parent}: --resume, but there is no unfinished run to resume; starting from the beginning")
+        result.nothing_to_resume = True  # the CLI says so (the demo resumes whenever it can, quietly)
     runtime = distributed.current(str(device))
     if config.batch_size < runtime.world_size * max(1, config.grad_accum):
         raise MlclipError(f"--batch-size {config.batch_size} is smaller than processes x --grad-accum "
