@@ -15,6 +15,7 @@ from mlclip_cli.artifacts import EMBEDDINGS, write_table
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.loading import load_encoder
+from mlclip_cli.locks import check_writable
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class EmbedConfig:
     batch_size: int = 256
     fallback: str = "none"  # extensions: "english" encodes a language without a pack as English
     device: str | None = None
-    fallback_language: str | None = None  # auto: for a text that matches no language (default: en with
-    # fallback "english", else an error)
+    fallback_language: str | None = None  # auto: for a text that matches none of the model's languages
+    # (default: an error; see langid.auto_fallback)
     langid_backend: str = "py3langid"  # auto: mlclip_cli.langid backend
 
 
@@ -38,6 +39,21 @@ class EmbedResult:
     rows: int
     dim: int
     languages: dict[str, int] | None = None  # auto: texts per detected language
+    # texts longer than the model's context, embedded from their first `context` tokens: their rows
+    # (0-based, in input order); None for images, or an encoder that cannot count its tokens
+    truncated_rows: list[int] | None = None
+    context: int | None = None  # the content tokens the context holds (of the first language that cut)
+
+    @property
+    def truncated(self) -> int | None:
+        return None if self.truncated_rows is None else len(self.truncated_rows)
+
+
+def check_out(out: Path) -> None:
+    """--out: a .parquet file that can be written (checked before any work)."""
+    if Path(out).suffix.lower() != ".parquet":
+        raise MlclipError(f"--out {out}: embeddings are written as Parquet; name a .parquet file")
+    check_writable(out, "output file", is_file=True)
 
 
 def embed(config: EmbedConfig, encoder: FrozenClip | None = None) -> EmbedResult:
@@ -46,24 +62,27 @@ def embed(config: EmbedConfig, encoder: FrozenClip | None = None) -> EmbedResult
     if config.texts and not config.language:
         raise MlclipError("texts need a language (--lang; auto detects each): it picks the language extension to use")
     auto = bool(config.texts) and config.language == "auto"
+    if config.fallback_language is not None and not auto:
+        raise MlclipError(f"--fallback-lang is for --lang auto (texts whose language is detected), not "
+                          f"{'images' if config.images else f'--lang {config.language}'}")
+    check_out(config.out)
+    fallback = None
     if auto:  # a missing extra, an unknown backend or fallback code: fail before loading the model
-        from mlclip_cli.langid import check_languages, get_backend
+        from mlclip_cli.langid import auto_fallback
 
-        get_backend(config.langid_backend)
-        if config.fallback_language is not None:
-            check_languages([config.fallback_language], config.langid_backend)
+        fallback = auto_fallback(config.model, config.langid_backend, config.fallback_language, config.fallback)
     encoder = encoder or load_encoder(config.model, config.device, config.fallback)
     inputs = list(config.texts or config.images)
     if auto:
         from mlclip_cli.langid import detect_languages, encoder_languages
 
-        fallback = config.fallback_language or ("en" if config.fallback == "english" else None)
         languages = detect_languages(inputs, encoder_languages(encoder), config.langid_backend, fallback)
     else:
         languages = [config.language if config.texts else None] * len(inputs)
+    truncated, context, encoded = _fit_context(encoder, inputs, languages) if config.texts else (None, None, inputs)
     blocks = []
     for start in range(0, len(inputs), config.batch_size):
-        batch = inputs[start:start + config.batch_size]
+        batch = encoded[start:start + config.batch_size]
         if not config.texts:
             blocks.append(encoder.encode_images(batch))
         elif auto:
@@ -83,4 +102,25 @@ def embed(config: EmbedConfig, encoder: FrozenClip | None = None) -> EmbedResult
         metadata = {"identity": encoder.image_identity}
     path = write_table(table, config.out, EMBEDDINGS, metadata=metadata)
     counts = {language: languages.count(language) for language in dict.fromkeys(languages)} if auto else None
-    return EmbedResult(path, len(inputs), matrix.shape[1], counts)
+    return EmbedResult(path, len(inputs), matrix.shape[1], counts, truncated, context)
+
+
+def _fit_context(encoder, texts: list[str], languages: list[str]) -> tuple[list[int] | None, int | None, list[str]]:
+    """The rows whose text the model's context cuts (the encoders keep its first tokens), the
+    context's content tokens, and the texts to encode: a very long one as its prefix of whole words
+    past the context, which embeds the same (encoders.TextBudget.fit). (None, None, texts) when the
+    encoder cannot count its tokens."""
+    budget_of = getattr(encoder, "text_budget", None)
+    if budget_of is None:
+        return None, None, texts
+    rows, context, encoded = [], None, list(texts)
+    for language in dict.fromkeys(languages):
+        budget = budget_of(language)
+        if budget is None:
+            return None, None, texts
+        for i in (i for i, lang in enumerate(languages) if lang == language):
+            cut, encoded[i] = budget.fit(texts[i])
+            if cut:
+                rows.append(i)
+                context = context or budget.capacity
+    return sorted(rows), context, encoded

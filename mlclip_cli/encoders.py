@@ -7,6 +7,9 @@ non-native text is encoded; their `identity` then names them, so cached features
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -81,6 +84,11 @@ class FrozenClip:
     def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
         return self.encode_texts(captions, "en")  # one tower for every language
 
+    def text_budget(self, language: str) -> "TextBudget | None":
+        """How the tower tokenises `language`'s texts and how many tokens fit its context (None:
+        a tokenizer this cannot count with)."""
+        return clip_budget(self.clip.tokenizer, self.clip.kind)
+
     @torch.no_grad()
     def encode_texts(self, captions: list[str], language: str) -> np.ndarray:
         if self.clip.kind == "text":
@@ -102,6 +110,46 @@ class FrozenClip:
 
 
 TEXT_CHUNK = 128
+PREFIX_CHARS = 32  # a long text is first counted on a prefix of this many characters per token of context
+
+
+@dataclass(frozen=True)
+class TextBudget:
+    """A language's tokenisation for the tower: `count(text)` is its content tokens (no start or
+    end token), of which the context holds `capacity`; the encoders cut the rest."""
+
+    count: Callable[[str], int]
+    capacity: int
+
+    def fit(self, text: str) -> tuple[bool, str]:
+        """(whether the context cuts `text`, the text to encode for the same embedding). A text of
+        at most half as many UTF-8 bytes as the capacity fits (a token covers a byte at least, and
+        cleaning at most doubles a text). A long one is first read on a prefix of whole words: when
+        that already overflows the context, its first tokens are the text's own, and encoding it
+        instead gives the same embedding, so a 5 MB line costs no more than a paragraph."""
+        if 2 * len(text.encode("utf-8")) <= self.capacity:
+            return False, text
+        if len(text) > PREFIX_CHARS * self.capacity:
+            words = text[:PREFIX_CHARS * self.capacity].rsplit(None, 1)  # no word cut in two
+            if len(words) == 2 and self.count(words[0]) > self.capacity + 1:
+                return True, words[0]
+        return self.count(text) > self.capacity, text
+
+
+def clip_budget(tokenizer, kind: str = "clip") -> TextBudget | None:
+    """The budget of a frozen tower's own tokenizer: open_clip's BPE (SimpleTokenizer), open_clip's
+    or mlclip's wrapper of a Hugging Face tokenizer; None for another."""
+    if hasattr(tokenizer, "encoder") and hasattr(tokenizer, "encode"):  # open_clip's SimpleTokenizer
+        return TextBudget(lambda text: len(tokenizer.encode(text)), int(tokenizer.context_length) - 2)
+    inner = getattr(tokenizer, "tokenizer", None)  # HF: mlclip's HfTokenizer or open_clip's HFTokenizer
+    limit = getattr(tokenizer, "max_length", None) if kind == "text" else getattr(tokenizer, "context_length", None)
+    if inner is None or limit is None or not callable(inner):
+        return None
+
+    def count(text: str) -> int:  # verbose=False: no "longer than the maximum" warning on stderr
+        return len(inner(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+
+    return TextBudget(count, int(limit) - inner.num_special_tokens_to_add())
 
 
 def _encode_with_hf(clip: LoadedClip, captions: list[str], device: torch.device) -> np.ndarray:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +181,7 @@ def _resize_steps(preprocess: dict, size: int) -> list[str]:
 
 
 def export_onnx(config: ExportConfig) -> ExportResult:
-    from mlclip_cli.core.extension import is_extension, read_extension
+    from mlclip_cli.core.extension import is_extension, read_extension, swap_in
     from mlclip_cli.mla.method import open_extension
 
     if config.format not in FORMATS:
@@ -211,21 +209,11 @@ def export_onnx(config: ExportConfig) -> ExportResult:
         if not hasattr(encoder.tower, "attn_mask"):
             raise MlclipError(f"{folder}: ONNX export covers open_clip text towers, not this one")
         encoder._tower = _with_wider_mask(encoder.tower)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        old = None
-        try:
+        # replaced whole (a link to a new version): an older export never mixes with this one, and a
+        # kill leaves the one or the other
+        with swap_in(out) as work:
             manifest = _write_all(work, base, encoder, tokenizers, shared, languages, extension.info, config.opset)
             (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            if out.exists():  # replaced whole: an older export never mixes with this one
-                old = out.with_name(f".{out.name}.old-{work.name.rsplit('.', 1)[-1]}")
-                out.rename(old)
-            work.rename(out)
-        finally:
-            if work.exists():
-                shutil.rmtree(work)
-            if old is not None and old.exists():
-                shutil.rmtree(old)
         files = {name: entry["bytes"] for name, entry in manifest["files"].items()}
         return ExportResult(out, languages, files, {name: out / name for name in files}, out / "manifest.json")
 
@@ -340,6 +328,25 @@ class ExportTokenizer:
         for i, row in enumerate(rows):
             ids[i, :len(row)] = row
         return ids, np.array([len(r) for r in rows], dtype=np.int64)
+
+
+def parity_rows(manifest: Path, given: str):
+    """The rows of `--check`'s manifest (`given` as the user wrote it), read and checked before
+    the export starts, as is onnxruntime; one line when it is no manifest or onnxruntime is missing."""
+    from mlclip_cli.artifacts import read_manifest
+
+    manifest = Path(manifest)
+    if manifest.is_dir():
+        raise MlclipError(f"--check {given}: a folder, not a manifest file")
+    if not manifest.is_file():
+        where = "no such file" if str(manifest) == given else f"no such file, nor a workspace manifest {manifest}"
+        raise MlclipError(f"--check {given}: {where}")
+    rows = read_manifest(manifest).to_pandas()
+    try:  # the parity check's own need, also said before anything is exported
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise MlclipError(f"--check needs onnxruntime: {INSTALL_HINT}") from None
+    return rows
 
 
 def check_parity(export_dir: Path, extension: Path, captions: dict[str, list[str]], image_paths: list[str],

@@ -37,8 +37,23 @@ def open_image(image_path: str) -> Image.Image:
             image = Image.open(Path(image_path))
             image.load()
     except (OSError, KeyError, tarfile.TarError) as exc:
-        raise MlclipError(f"cannot read image {image_path}: {exc}") from None
+        raise MlclipError(f"cannot read image {image_path}: {_why(exc)}") from None
     return image.convert("RGB")
+
+
+def _why(exc: Exception) -> str:
+    """What is wrong, in words rather than an errno line or the exception's repr."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not an image file"
+    if isinstance(exc, KeyError):
+        return "no such member in the shard"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image (no format PIL can decode)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc).splitlines()[0] if str(exc) else "unreadable"
 
 
 def load_uint8(paths: list[str], size: int) -> np.ndarray:

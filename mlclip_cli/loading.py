@@ -16,6 +16,7 @@ from pathlib import Path
 from mlclip_cli.core.extension import is_extension
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.inputs import local_folder, looks_like_path
 from mlclip_cli.methods import encoder_for
 from mlclip_cli.models.clip import BASE_SPECS, SpecKind
 from mlclip_cli.models.hf_text import HUB_PREFIX, MINILM, is_hf_folder
@@ -50,8 +51,9 @@ def teacher_model(model: str | None, teacher: str | None) -> str:
         return model or "mlclip-tiny"
     if teacher == MINILM or teacher.startswith(HUB_PREFIX):
         return teacher
-    if Path(teacher).exists():
-        if not is_hf_folder(Path(teacher)):
+    if looks_like_path(teacher, hub_names=True):  # a local folder: checked here, never sent to the hub
+        folder = local_folder(teacher, "--teacher", "Hugging Face model folder")
+        if not is_hf_folder(folder):
             raise MlclipError(f"--teacher {teacher}: not a Hugging Face model folder (needs a config.json with a model_type)")
         return teacher
     return HUB_PREFIX + teacher  # a hub name: only where a hub is reachable

@@ -7,6 +7,12 @@ refused at once with that record, and a writer that finds the record of a proces
 without releasing says so as it takes over. Readers take no lock and never wait.
 
 Under torchrun only rank 0 locks: the other ranks belong to the same launch.
+
+Locks nest within one thread (a step inside a larger one); another thread of the same process is
+another writer, refused like another process. A process forked while holding a lock (a worker
+pool) closes its copies of the lock files at once, so that the lock goes when its holder goes,
+however its workers end. A writer that takes over a dead writer's lock removes the temporary
+files that writer left (atomic.remove_temporaries).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlclip_cli.atomic import remove_temporaries
 from mlclip_cli.errors import MlclipError
 
-_HELD: dict[Path, int] = {}  # lock file -> how many times this process holds it (locks nest)
+_NESTING = threading.local()  # .held: lock file -> how many times this thread holds it (locks nest)
+_HANDLES: dict[Path, object] = {}  # lock file -> its open, locked file, whichever thread holds it
 _log = logging.getLogger(__name__)  # the CLI prints its warnings as one "note:" line each
 
 
@@ -73,33 +82,61 @@ def writer_lock(target: str | os.PathLike, what: str = "folder", is_file: bool =
         yield
         return
     path = lock_path(target)
-    if path in _HELD:  # this process already writes it (a step inside a larger one)
-        _HELD[path] += 1
+    held = _held()
+    if path in held:  # this thread already writes it (a step inside a larger one)
+        held[path] += 1
         try:
             yield
         finally:
-            _HELD[path] -= 1
+            held[path] -= 1
         return
     handle = _acquire(path, target, what)
     try:
         left = _read_owner(handle)
         if left:  # the holder died without releasing (kill -9, power loss)
             _log.warning(f"{Path(target)}: took over the lock of a process that is gone ({_describe(left)})")
+            remove_temporaries(target)  # what it was writing when it died
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                  "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                  "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}))
         handle.flush()
-        _HELD[path] = 1
+        held[path] = 1
+        _HANDLES[path] = handle
         try:
             yield
         finally:
-            del _HELD[path]
+            del held[path]
             path.unlink(missing_ok=True)  # while still held: a process that opened it re-checks its inode
     finally:
+        _HANDLES.pop(path, None)
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
+
+
+def _held() -> dict[Path, int]:
+    if not hasattr(_NESTING, "held"):
+        _NESTING.held = {}
+    return _NESTING.held
+
+
+def _close_in_child() -> None:
+    """In a forked child: close (never unlock) the inherited lock files. A flock belongs to the open
+    file, which the child shares: a child that kept it open (a pool worker orphaned by kill -9 of
+    its parent) would hold the lock after its parent is gone."""
+    if not _HANDLES:
+        return
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    for handle in _HANDLES.values():  # the descriptor now names /dev/null: the handle's own close stays harmless
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(nothing, handle.fileno())
+    os.close(nothing)
+    _HANDLES.clear()
+    _NESTING.held = {}
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _acquire(path: Path, target, what: str):

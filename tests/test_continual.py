@@ -223,9 +223,14 @@ def test_extend_adds_one_language_with_the_run_settings(world, teir_run, tmp_pat
     assert result.order == ["en", "de", "ru", "fr"] and len(result.tasks) == 4
     state = snapshot.read(folder)
     assert state.info["languages"] == ["en", "de", "ru", "fr"] and state.info["teir"]["reg"] is True
-    with pytest.raises(MlclipError, match="already learnt 'fr'"):
-        extend_continual(ExtendConfig(extension=folder, language="fr", manifest=world["manifest"],
-                                      features_root=world["root"] / "features"))
+    for language, steps in (("fr", 3), ("de", None)):  # learnt again (other steps), or not the last one
+        with pytest.raises(MlclipError, match=f"already learnt '{language}'"):
+            extend_continual(ExtendConfig(extension=folder, language=language, manifest=world["manifest"],
+                                          features_root=world["root"] / "features", steps=steps))
+    # the same command again (a rerun after a kill once the state was in place): nothing to do
+    again = extend_continual(ExtendConfig(extension=folder, language="fr", manifest=world["manifest"],
+                                          features_root=world["root"] / "features"))
+    assert again.resumed_from == 4 and snapshot.read(folder).weights["table"].equal(state.weights["table"])
 
 
 @pytest.mark.parametrize("order, message", [

@@ -85,7 +85,7 @@ def test_no_match_is_one_line_error_unless_a_fallback_is_given(langid):
     found = langid.identify(["1234", SENTENCES["ko"], SENTENCES["de"]], ["en", "de"], fallback="en")
     assert [(d.language, d.method) for d in found] == [("en", "fallback"), ("en", "fallback"), ("de", "model")]
     assert langid.detect_languages(["1234"], ["en", "de"], BACKENDS_HERE[-1], fallback="de") == ["de"]
-    with pytest.raises(MlclipError, match="fallback language 'ko' is not one of"):
+    with pytest.raises(MlclipError, match="--fallback-lang ko: not one of the languages"):
         langid.detect_languages(["x"], ["en", "de"], fallback="ko")
     with pytest.raises(MlclipError, match="unknown language code 'xx'"):
         langid.detect_languages(["x"], ["en", "xx"])
@@ -169,9 +169,9 @@ def test_cli_extension_languages_and_fallback(langid, run_cli, tmp_path):
     texts.write_text(f"{SENTENCES['de']}\n{SENTENCES['ja']}\n", encoding="utf-8")
     _one_line_error(run_cli("langid", "--text-file", str(texts), "--extension", str(folders["mla"])),
                     "line 2:")
-    result = run_cli("langid", "--text-file", str(texts), "--extension", str(folders["mla"]), "--fallback", "en",
+    result = run_cli("langid", "--text-file", str(texts), "--extension", str(folders["mla"]), "--fallback-lang", "en",
                      "--out", str(tmp_path / "o.tsv"))
-    assert result.code == 0, result.err
+    assert result.code == 0 and not result.err, result.err
     rows = list(csv.DictReader((tmp_path / "o.tsv").open(encoding="utf-8"), delimiter="\t"))
     assert [(r["language"], r["method"]) for r in rows] == [("de", "model"), ("en", "fallback")]
     _one_line_error(run_cli("langid", "--text-file", str(texts), "--extension", str(tmp_path)), "not a language-extension")
@@ -188,7 +188,7 @@ def test_cli_bad_input_is_one_line_error(langid, run_cli, tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("café crème\n".encode("latin-1"))
-    _one_line_error(run_cli("langid", "--text-file", str(tmp_path / "missing.txt")), "cannot read")
+    _one_line_error(run_cli("langid", "--text-file", str(tmp_path / "missing.txt")), "missing.txt: no such file")
     _one_line_error(run_cli("langid", "--text-file", str(empty)), "empty file")
     _one_line_error(run_cli("langid", "--text-file", str(binary)), "binary file")
     _one_line_error(run_cli("langid", "--text-file", str(latin1)), "not UTF-8")

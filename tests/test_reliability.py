@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -188,7 +189,7 @@ def test_the_same_command_twice_writes_the_same_bytes(world, tmp_path, run_cli):
 @pytest.mark.parametrize("content, fragment", [
     (b"", "no text in it (empty file)"),
     (b"\n  \n", "no text in it (empty file)"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "a binary file (NUL bytes)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "a binary file (a NUL byte at offset 8)"),
     ("caf\u00e9 au lait\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 3)"),
 ])
 def test_embed_names_the_text_file_and_what_is_wrong_with_it(tmp_path, run_cli, content, fragment):
@@ -211,3 +212,274 @@ def test_an_interrupt_is_one_line_and_exit_130(monkeypatch, run_cli, raised, lin
     monkeypatch.setattr("mlclip_cli.mla.method.train_mla", stopped)  # the method looks it up at each call
     result = run_cli("train", "--method", "mla", "--langs", "de")
     assert result.code == 130 and result.err.strip() == line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input, one kind per row: each is refused in one `error:` line that names the argument (or file) and what is
+# wrong, with its exit status, and leaves nothing behind: the temporary folder and the world's folder (manifest,
+# micro CLIP, feature cache, extension) are byte for byte as they were. docs/reliability.md lists every row.
+# {tmp}: the test's folder (afile, good.txt, ... below); {data}: the world's manifest; {model}: its micro CLIP;
+# {ext}: an MLA extension of it with a 'de' pack.
+
+BAD_INPUTS = [
+    # the workspace
+    ("workspace is a file", ["-w", "{tmp}/afile", "packs", "list"], ["-w/--workspace", "the workspace is a file"], 1),
+    ("workspace under a file", ["-w", "{tmp}/afile/ws", "bench", "xtd"], ["-w/--workspace", "afile is a file"], 1),
+    # train and extend
+    ("train --tokenizer missing", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x",
+                                   "--tokenizer", "{tmp}/tok/tokenizer.json"], ["--tokenizer", "tokenizer.json: no such file"], 1),
+    ("train --tokenizer folder without one", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out",
+                                              "{tmp}/x", "--tokenizer", "{tmp}/folder"], ["--tokenizer", "a folder without a tokenizer.json"], 1),
+    ("train --embedding-init missing", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x",
+                                        "--embedding-init", "{tmp}/rows.safetensors"], ["--embedding-init", "rows.safetensors: no such file"], 1),
+    ("train --embedding-init a folder", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x",
+                                         "--embedding-init", "{tmp}/folder"], ["--embedding-init", "a folder, not a safetensors file"], 1),
+    ("train --teacher missing folder", ["train", "--langs", "de", "--data", "{data}", "--out", "{tmp}/x",
+                                        "--teacher", "./no-such-teacher"], ["--teacher ./no-such-teacher: no such folder"], 1),
+    ("train --teacher a file", ["train", "--langs", "de", "--data", "{data}", "--out", "{tmp}/x", "--teacher", "{tmp}/good.txt"],
+     ["--teacher", "a file, not a Hugging Face model folder"], 1),
+    ("--model missing path", ["train", "--langs", "de", "--data", "{data}", "--model", "{tmp}/no-model", "--out", "{tmp}/x"],
+     ["no-model: no such file or folder"], 1),
+    ("--model a weights file", ["embed", "--lang", "en", "--text-file", "{tmp}/good.txt", "--model", "{model}/model.safetensors",
+                                "--out", "{tmp}/e.parquet"], ["model.safetensors: a file, not a model folder"], 1),
+    ("train --langs twice", ["train", "--langs", "de,de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x"],
+     ["--langs de,de: names 'de' twice"], 1),
+    ("train --langs unknown", ["train", "--langs", "de,xx", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x"],
+     ["no train rows in language 'xx'"], 1),
+    ("train --data missing", ["train", "--langs", "de", "--data", "{tmp}/none.parquet", "--model", "{model}", "--out", "{tmp}/x"],
+     ["none.parquet: no such manifest file"], 1),
+    ("train --features missing", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x",
+                                  "--features", "{tmp}/no-features"], ["--features", "no-features: no such folder"], 1),
+    ("train --stages unknown", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/x",
+                                "--stages", "xyz"], ["unknown --stages 'xyz'"], 1),
+    ("train --method unknown", ["train", "--method", "bogus", "--langs", "de"], ["unknown method 'bogus'"], 1),
+    ("train --out a file", ["train", "--langs", "de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/afile"],
+     ["afile: the extension folder is a file, not a folder"], 1),
+    ("extend a folder with no extension", ["extend", "--lang", "ko", "--data", "{data}", "--extension", "{tmp}/folder"],
+     ["folder: no extension here"], 1),
+    ("extend a language it has", ["extend", "--lang", "de", "--data", "{data}", "--extension", "{ext}"],
+     ["already has a 'de' pack; pass --replace"], 1),
+    # continual
+    ("continual --order twice", ["continual", "--order", "en,de,de", "--data", "{data}", "--model", "{model}", "--out", "{tmp}/c"],
+     ["--order names de more than once"], 1),
+    ("continual --learner unknown", ["continual", "--learner", "bogus", "--data", "{data}", "--out", "{tmp}/c"],
+     ["unknown learner 'bogus'"], 1),
+    # bench
+    ("bench --langs twice", ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--langs", "de,de", "--model", "{ext}"],
+     ["--langs de,de: names 'de' twice"], 1),
+    ("bench --langs unknown", ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--langs", "xx", "--model", "{ext}"],
+     ["has no val captions in xx"], 1),
+    ("bench --manifest missing", ["bench", "xtd", "--manifest", "{tmp}/none.parquet"], ["none.parquet: no such manifest"], 1),
+    ("bench --out a file", ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--model", "{ext}", "--out", "{tmp}/afile"],
+     ["afile: the results folder is a file, not a folder"], 1),
+    ("bench --task unknown", ["bench", "xtd", "--manifest", "{data}", "--task", "i2i"], ["Invalid value for '--task'"], 2),
+    ("bench --lang auto, a caption in no language of the model",
+     ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--langs", "ko", "--lang", "auto", "--model", "{ext}"],
+     ["matches none of the languages (en, de)", "--fallback-lang LANG"], 1),
+    ("--fallback-lang not a language of the model",
+     ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--lang", "auto", "--fallback-lang", "ko", "--model", "{ext}"],
+     ["--fallback-lang ko: not one of the languages detected among (en, de)"], 1),
+    ("--fallback-lang unknown code", ["embed", "--lang", "auto", "--text-file", "{tmp}/good.txt", "--fallback-lang", "xx",
+                                      "--model", "{ext}", "--out", "{tmp}/e.parquet"], ["--fallback-lang xx: unknown language code 'xx'"], 1),
+    ("--fallback-lang without --lang auto", ["bench", "xtd", "--manifest", "{data}", "--split", "val", "--fallback-lang", "en",
+                                             "--model", "{ext}"], ["--fallback-lang is for --lang auto"], 1),
+    ("--langid-backend unknown", ["embed", "--lang", "auto", "--text-file", "{tmp}/good.txt", "--langid-backend", "nope",
+                                  "--out", "{tmp}/e.parquet"], ["unknown language-identification backend 'nope'"], 1),
+    # embed
+    ("embed --out not .parquet", ["embed", "--lang", "en", "--text-file", "{tmp}/good.txt", "--out", "{tmp}/e.csv"],
+     ["--out", "name a .parquet file"], 1),
+    ("embed --out under a file", ["embed", "--lang", "en", "--text-file", "{tmp}/good.txt", "--out", "{tmp}/afile/e.parquet"],
+     ["the output file cannot be created", "afile is a file"], 1),
+    ("embed --text-file missing", ["embed", "--lang", "en", "--text-file", "{tmp}/none.txt", "--out", "{tmp}/e.parquet"],
+     ["none.txt: no such file"], 1),
+    ("embed --text-file a folder", ["embed", "--lang", "en", "--text-file", "{tmp}/folder", "--out", "{tmp}/e.parquet"],
+     ["folder: a folder, not a text file"], 1),
+    ("embed --text-file empty", ["embed", "--lang", "en", "--text-file", "{tmp}/empty.txt", "--out", "{tmp}/e.parquet"],
+     ["empty.txt: no text in it (empty file)"], 1),
+    ("embed --text-file binary", ["embed", "--lang", "en", "--text-file", "{tmp}/nul.txt", "--out", "{tmp}/e.parquet"],
+     ["nul.txt: a binary file (a NUL byte at offset 2)"], 1),
+    ("embed --text-file not UTF-8", ["embed", "--lang", "en", "--text-file", "{tmp}/latin1.txt", "--out", "{tmp}/e.parquet"],
+     ["latin1.txt: not UTF-8 text (byte 0xe9 at offset 3)"], 1),
+    ("embed --parquet missing", ["embed", "--lang", "en", "--parquet", "{tmp}/none.parquet", "--out", "{tmp}/e.parquet"],
+     ["--parquet", "none.parquet: no such file"], 1),
+    ("embed --column missing", ["embed", "--lang", "en", "--parquet", "{tmp}/texts.parquet", "--column", "nope",
+                                "--out", "{tmp}/e.parquet"], ["--column nope", "has no such column (it has caption, n, blank)"], 1),
+    ("embed --column not text", ["embed", "--lang", "en", "--parquet", "{tmp}/texts.parquet", "--column", "n",
+                                 "--out", "{tmp}/e.parquet"], ["--column n: a int64 column", "not text"], 1),
+    ("embed --column blank", ["embed", "--lang", "en", "--parquet", "{tmp}/texts.parquet", "--column", "blank",
+                              "--out", "{tmp}/e.parquet"], ["no text in its column 'blank'"], 1),
+    ("embed --image missing", ["embed", "--image", "{tmp}/none.png", "--model", "{model}", "--out", "{tmp}/e.parquet"],
+     ["cannot read image", "none.png: no such file"], 1),
+    ("embed --image not an image", ["embed", "--image", "{tmp}/good.txt", "--model", "{model}", "--out", "{tmp}/e.parquet"],
+     ["cannot read image", "not an image"], 1),
+    ("embed without --lang", ["embed", "--text-file", "{tmp}/good.txt", "--out", "{tmp}/e.parquet"], ["texts need a language"], 1),
+    ("embed a language without a pack", ["embed", "--lang", "ko", "--text-file", "{tmp}/good.txt", "--model", "{ext}",
+                                         "--out", "{tmp}/e.parquet"], ["has no language pack for 'ko'", "--fallback english"], 1),
+    # export
+    ("export --check unknown manifest", ["export", "--extension", "{ext}", "--out", "{tmp}/onnx", "--check", "nosuch"],
+     ["--check nosuch: no such file"], 1),
+    ("export --langs twice", ["export", "--extension", "{ext}", "--out", "{tmp}/onnx", "--langs", "de,de"], ["names 'de' twice"], 1),
+    ("export --langs without a pack", ["export", "--extension", "{ext}", "--out", "{tmp}/onnx", "--langs", "de,xx"],
+     ["has no pack for xx"], 1),
+    ("export --out of other files", ["export", "--extension", "{ext}", "--out", "{tmp}/notes"], ["not an earlier ONNX export"], 1),
+    # features, langid, prepare, pretrain, index, packs, reproduce
+    ("features --langs twice", ["features", "{data}", "--model", "{model}", "--langs", "de,de", "--out", "{tmp}/f"],
+     ["names 'de' twice"], 1),
+    ("features --out a file", ["features", "{data}", "--model", "{model}", "--out", "{tmp}/afile"],
+     ["afile: the feature folder is a file, not a folder"], 1),
+    ("langid --out under a file", ["langid", "--text-file", "{tmp}/good.txt", "--out", "{tmp}/afile/l.tsv"],
+     ["the output file cannot be created"], 1),
+    ("langid --langs twice", ["langid", "--text-file", "{tmp}/good.txt", "--langs", "en,de,en"], ["names 'en' twice"], 1),
+    ("prepare --size below 1", ["prepare", "world", "--root", "{tmp}/w", "--size", "0", "--out", "{tmp}/w.parquet"],
+     ["--size must be at least 1, not 0"], 1),
+    ("prepare --out a folder", ["prepare", "world", "--root", "{tmp}/w", "--out", "{tmp}/folder"],
+     ["the manifest is a folder, not a file"], 1),
+    ("pretrain --arch unknown", ["pretrain", "--manifest", "{data}", "--arch", "nosuch", "--out", "{tmp}/p"],
+     ["unknown --arch 'nosuch'"], 1),
+    ("pretrain --out a file", ["pretrain", "--manifest", "{data}", "--out", "{tmp}/afile"],
+     ["afile: the checkpoint folder is a file, not a folder"], 1),
+    ("index build --features missing", ["index", "build", "--features", "{tmp}/none", "--out", "{tmp}/i.faiss"],
+     ["none: no such feature folder"], 1),
+    ("packs remove a language it lacks", ["packs", "remove", "ko", "--extension", "{ext}"], ["has no pack for 'ko'"], 1),
+    ("reproduce an unknown table", ["reproduce", "nosuch"], ["unknown table 'nosuch'"], 1),
+]
+
+
+def _tree(root: Path, contents: bool) -> dict:
+    """Every file and folder under `root`: its bytes (or size and mtime) and the folders."""
+    return {str(p.relative_to(root)): (p.read_bytes() if contents else (p.stat().st_size, p.stat().st_mtime_ns))
+            if p.is_file() else "folder" for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def table_extension(world):
+    out = world["root"] / "table-ext"
+    loop = replace(LOOP, nlt=StageConfig(2, 5e-3, 0.1), le=StageConfig(1, 1e-3, 0.1))
+    train_mla(_config(world, out, loop=loop))
+    return out
+
+
+@pytest.mark.parametrize("kind, args, fragments, code", BAD_INPUTS, ids=[row[0] for row in BAD_INPUTS])
+def test_each_kind_of_bad_input_is_one_line_and_leaves_nothing(world, table_extension, tmp_path, run_cli, kind, args,
+                                                               fragments, code):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "good.txt").write_text("ein roter Kreis\n", encoding="utf-8")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "nul.txt").write_bytes(b"ab\x00cd\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    pq.write_table(pa.table({"caption": ["a red circle", "ein Hund"], "n": [1, 2], "blank": [" ", ""]}),
+                   tmp_path / "texts.parquet")
+    given = {"tmp": tmp_path, "data": world["manifest"], "model": world["model"], "ext": table_extension}
+    before, world_before = _tree(tmp_path, True), _tree(world["root"], False)
+    result = run_cli(*(arg.format(**given) for arg in args))
+    assert_one_line_error(result, *fragments)
+    assert result.code == code
+    for noise in ("Traceback", "Error:", "[Errno", "No such file or directory", ".tmp"):
+        assert noise not in result.err, result.err  # no exception class, errno text or temporary file name
+    assert _tree(tmp_path, True) == before  # nothing half-written, and nothing made at all
+    assert _tree(world["root"], False) == world_before
+
+
+def test_a_workspace_that_cannot_be_written_is_refused_naming_it(tmp_path, run_cli, monkeypatch):
+    import mlclip_cli.locks as locks
+
+    shut = tmp_path / "shut"
+    shut.mkdir()
+    real = os.access
+    # root may write anywhere, so the test denies the permission the way a read-only mount would
+    monkeypatch.setattr(locks.os, "access", lambda path, mode: Path(path) != shut and real(path, mode))
+    result = run_cli("-w", str(shut / "ws"), "train", "--langs", "de")
+    assert_one_line_error(result, f"-w/--workspace {shut / 'ws'}: the workspace cannot be written: {shut} is not writable")
+    assert list(shut.iterdir()) == []
+    assert run_cli("-w", str(shut / "ws"), "train", "--help").code == 0  # the help needs no workspace
+
+
+@pytest.mark.parametrize("value, hub, path", [
+    ("sentence-transformers/all-MiniLM-L6-v2", True, False), ("bert-base-uncased", True, False),
+    ("org/name", False, True), ("./org/name", True, True), ("~/models/x", True, True), ("data/tok.json", True, True),
+    ("tok.json", True, True), ("w.safetensors", False, True), ("a/b/c", True, True), ("/abs", True, True),
+])
+def test_a_local_path_is_told_apart_from_a_hub_name(value, hub, path):
+    from mlclip_cli.inputs import looks_like_path
+
+    assert looks_like_path(value, hub_names=hub) is path
+
+
+def test_lang_auto_has_one_fallback_rule_for_bench_and_embed(world, table_extension, tmp_path, run_cli):
+    """A caption in a language the extension lacks (Korean; it has de): --fallback-lang en sends it
+    through the English tower; the old `--fallback english` still does, with a one-line note."""
+    from mlclip_cli.artifacts import EMBEDDINGS, read_table
+
+    common = ("bench", "xtd", "--manifest", str(world["manifest"]), "--split", "val", "--langs", "ko", "--lang", "auto",
+              "--model", str(table_extension), "--out", str(tmp_path / "r"))
+    result = run_cli(*common, "--fallback-lang", "en")
+    assert result.code == 0 and not result.err, result.err
+    assert "routed to their own pack (%): ko 0.0" in result.out
+    result = run_cli(*common, "--fallback", "english")
+    assert result.code == 0 and result.err.strip().splitlines() == [
+        "note: --fallback english with --lang auto is deprecated: it means --fallback-lang en (a text in none of the "
+        "model's languages goes through the English tower); pass that instead"]
+    texts = tmp_path / "q.txt"
+    texts.write_text("ein roter Kreis\n가운데에 있는 큰 파란 별\n", encoding="utf-8")
+    for option in (("--fallback-lang", "en"), ("--fallback", "english")):
+        out = tmp_path / f"{option[0][2:]}.parquet"
+        result = run_cli("embed", "--lang", "auto", "--text-file", str(texts), "--model", str(table_extension),
+                         "--out", str(out), *option)
+        assert result.code == 0, result.err
+        assert read_table(out, EMBEDDINGS).column("language").to_pylist() == ["de", "en"]
+    result = run_cli("langid", "--text-file", str(texts), "--extension", str(table_extension), "--fallback", "en")
+    assert result.code == 0 and "note: --fallback is deprecated here: it is --fallback-lang" in result.err
+
+
+def test_embed_counts_the_texts_the_context_cuts_and_a_5_mb_line_costs_a_paragraph(world, table_extension, tmp_path,
+                                                                                  run_cli):
+    from mlclip_cli.artifacts import EMBEDDINGS, read_table
+    from mlclip_cli.embed import EmbedConfig, embed
+    from mlclip_cli.loading import load_encoder
+
+    huge = ("ein roter Kreis neben einem blauen Quadrat " * 120_000)[:5_000_000]
+    texts = ["ein Hund", huge, "zwei " * 100, "kurz"]
+    given = tmp_path / "long.txt"
+    given.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    for model, language in ((world["model"], "en"), (str(table_extension), "de")):
+        result = run_cli("embed", "--lang", language, "--text-file", str(given), "--model", model,
+                         "--out", str(tmp_path / "e.parquet"))
+        assert result.code == 0, result.err
+        note = " ".join(result.err.split())
+        assert note.startswith("note: 2 of 4 texts are longer than the model's context (") and \
+            f"(the first: line 2 of {given})" in note
+        assert read_table(tmp_path / "e.parquet", EMBEDDINGS).column("input").to_pylist()[1] == huge  # kept whole
+        encoder = load_encoder(model, "cpu")
+        found = embed(EmbedConfig(out=tmp_path / "lib.parquet", texts=tuple(texts), language=language), encoder=encoder)
+        assert found.truncated == 2 and found.truncated_rows == [1, 2] and found.context is not None
+        vectors = read_table(tmp_path / "lib.parquet", EMBEDDINGS).column("embedding").to_pylist()
+        # the 5 MB line embeds as any prefix of it past the context does: its first tokens are the same
+        head = encoder.encode_texts([huge[:3000]], language)[0]
+        assert max(abs(a - b) for a, b in zip(vectors[1], head)) < 1e-5
+    fits = embed(EmbedConfig(out=tmp_path / "short.parquet", texts=("ein Hund",), language="en"),
+                 encoder=load_encoder(world["model"], "cpu"))
+    assert fits.truncated == 0 and fits.truncated_rows == []
+
+
+def test_export_check_without_onnxruntime_is_refused_before_anything_is_exported(world, table_extension, tmp_path,
+                                                                                  run_cli, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
+    result = run_cli("export", "--extension", str(table_extension), "--out", str(tmp_path / "onnx"),
+                     "--check", str(world["manifest"]))
+    assert_one_line_error(result, "--check needs onnxruntime: pip install -e '.[onnx]'")
+    assert not (tmp_path / "onnx").exists()

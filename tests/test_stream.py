@@ -11,7 +11,7 @@ from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.features import FeaturesConfig, compute_features
 from mlclip_cli.core.pairs import load_pairs
-from mlclip_cli.core.stream import read_split, sample_captions, split_counts, stream_pairs
+from mlclip_cli.core.stream import read_languages, read_split, sample_captions, split_counts, stream_pairs
 
 from conftest import world_with_micro_clip
 
@@ -64,3 +64,14 @@ def test_manifest_helpers_match_pandas(setup):
     de = frame[(frame.language == "de") & (frame.split == "train")].caption
     assert sample_captions(world["manifest"], "de", "train", 10) == de.sample(10, random_state=0).tolist()
     assert read_split(world["manifest"], "val").sample_id.tolist() == frame[frame.split == "val"].sample_id.tolist()
+    some = read_languages(world["manifest"], ["ja", "en"], ["sample_id", "language", "caption"])
+    mine = frame[frame.language.isin(["ja", "en"])]
+    assert list(some.columns) == ["sample_id", "language", "caption"]
+    assert some.sample_id.tolist() == mine.sample_id.tolist() and some.caption.tolist() == mine.caption.tolist()
+    assert read_languages(world["manifest"], ["xx"], ["caption"]).empty
+
+
+def test_first_captions_are_the_in_memory_ones(setup):
+    _, _, memory, _, streamed, _ = setup
+    assert streamed.first_captions(7) == memory.captions[:7]
+    assert streamed.first_captions(10 ** 6) == memory.captions  # all of them when fewer

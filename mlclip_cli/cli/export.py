@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.options import comma_list
+from mlclip_cli.cli.options import language_list
 
 commands = Commands()
 
@@ -40,10 +40,12 @@ def export(
                               "captions of the exported languages and its images."),
     check_rows: int = typer.Option(1000, "--check-rows", min=1, help="At most this many captions per language and images."),
 ) -> None:
-    from mlclip_cli.export_onnx import ExportConfig, check_parity, export_onnx
+    from mlclip_cli.export_onnx import ExportConfig, check_parity, export_onnx, parity_rows
 
     folder = extension or ctx.obj.extension("mla")
-    languages = comma_list(langs) if langs else None
+    languages = language_list(langs) if langs else None
+    # --check's manifest is read before the export: an unknown one is not found after the files are written
+    rows = parity_rows(ctx.obj.find_manifest(check), check) if check is not None else None
     with out.status("exporting"):
         result = export_onnx(ExportConfig(extension=folder, out=out_dir, languages=languages, format=format))
     table = Table(title=f"ONNX export -> {result.out}")
@@ -52,11 +54,8 @@ def export(
     for name, size in result.files.items():
         table.add_row(name, f"{size / 1e6:.2f}")
     out.print(table)
-    if check is None:
+    if rows is None:
         return
-    from mlclip_cli.artifacts import read_manifest
-
-    rows = read_manifest(ctx.obj.find_manifest(check)).to_pandas()
     captions = {lang: rows[rows.language == lang].caption.tolist()[:check_rows] for lang in result.languages}
     images = rows[rows.image_path.notna()].drop_duplicates("image_id").image_path.tolist()[:check_rows]
     with out.status("checking parity with onnxruntime"):

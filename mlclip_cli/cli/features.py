@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 
 from mlclip_cli.cli.commands import Commands
-from mlclip_cli.cli.console import out
-from mlclip_cli.cli.options import FALLBACK_HELP, MODEL_HELP, comma_list
+from mlclip_cli.cli.console import err, out
+from mlclip_cli.cli.options import FALLBACK_HELP, FALLBACK_LANG_HELP, MODEL_HELP, language_list
 from mlclip_cli.cli.progress import progress_bar, progress_callback
-from mlclip_cli.errors import MlclipError
 
 commands = Commands()
 
@@ -46,10 +45,11 @@ def features(
     from mlclip_cli.training import distributed
 
     path = ctx.obj.find_manifest(manifest)
+    languages = language_list(langs)
     with distributed.session() as runtime:  # under torchrun: one rank per device, shards shared
         encoder = load_encoder(model, str(runtime.device), fallback=fallback)
         folder = out_dir or ctx.obj.feature_folder(path, split, encoder.cache_key)
-        config = FeaturesConfig(manifest=path, out=folder, model=model, languages=comma_list(langs), split=split,
+        config = FeaturesConfig(manifest=path, out=folder, model=model, languages=languages, split=split,
                                 images=not no_images, dtype=dtype, device=str(runtime.device),
                                 shard_size=shard_size)
         with progress_bar() as bar:
@@ -64,10 +64,15 @@ def features(
 extension for that language, once one exists), into a Parquet file (input, language, embedding).
 
 Texts come from --text-file (one per line; '-' for stdin) or a Parquet --column of --parquet.
+A text longer than the model's context is embedded from its first tokens (as every CLIP does), and
+said: a note counts them (the result's truncated rows).
+
 --lang auto detects each text's language (as `mlclip langid` does, among an extension's languages
 plus English, or XTD10's 11 for a plain CLIP), routes each through its pack and records it in the
-language column; a text that matches none takes --fallback-lang (en with --fallback english), else
-it is an error. auto needs the 'langid' extra: pip install 'mlclip\\[langid]'.
+language column. One rule for a text whose language is none of those (a language the extension
+lacks, digits only): it is an error unless --fallback-lang LANG names one of them to use (en: the
+English tower); the same as `mlclip bench --lang auto`. auto needs the 'langid' extra for lingua:
+pip install 'mlclip\\[langid]'.
 
 Example: [bold]echo "a red circle" | mlclip embed --lang en --text-file - --out emb.parquet[/]""",
     short_help="Embed texts or images to Parquet.",
@@ -81,27 +86,31 @@ def embed(
     image: list[Path] = typer.Option([], "--image", help="Image file to embed; repeatable."),
     model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
     fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
-    fallback_lang: str = typer.Option(None, "--fallback-lang", help="--lang auto: language of a text that matches none "
-                                      "\\[default: en with --fallback english, else an error]."),
+    fallback_lang: str = typer.Option(None, "--fallback-lang", help=FALLBACK_LANG_HELP),
     langid_backend: str = typer.Option("py3langid", "--langid-backend", help="--lang auto: py3langid, lingua or lingua-low."),
 ) -> None:
-    from mlclip_cli.embed import EmbedConfig, embed as run
+    from mlclip_cli.embed import EmbedConfig, check_out, embed as run
+    from mlclip_cli.text_files import read_text_column, read_text_input
 
+    check_out(out_path)  # before reading the inputs: a bad --out is not found after the work
     texts: list[str] = []
+    where: list[str] = []  # each text's line of --text-file, or its row of --parquet, for the notes
     if text_file is not None:  # UTF-8, one text per line: one clear line for an empty or binary file
-        from mlclip_cli.text_files import read_text_input
-
-        texts = [text for _, text in read_text_input(text_file)]
+        lines = read_text_input(text_file)
+        texts = [text for _, text in lines]
+        where = [f"line {number} of {text_file}" for number, _ in lines]
     if parquet is not None:
-        import pyarrow.parquet as pq
-
-        try:
-            texts += [str(t) for t in pq.read_table(parquet, columns=[column]).column(column).to_pylist() if t]
-        except Exception as exc:
-            raise MlclipError(f"cannot read column '{column}' of {parquet}: {str(exc).splitlines()[0]}") from None
+        column_texts = read_text_column(parquet, column)
+        texts += column_texts
+        where += [f"text {number} of {parquet}" for number in range(1, len(column_texts) + 1)]
     result = run(EmbedConfig(out=out_path, texts=tuple(texts), language=lang,
                              images=tuple(str(p) for p in image), model=model, fallback=fallback,
                              fallback_language=fallback_lang, langid_backend=langid_backend))
     if result.languages:
         out.print("detected: " + ", ".join(f"{language} {count}" for language, count in result.languages.items()))
+    if result.truncated:
+        first = where[result.truncated_rows[0]] if where else f"row {result.truncated_rows[0] + 1}"
+        err.print(f"note: {result.truncated} of {result.rows} texts are longer than the model's context "
+                  f"({result.context} tokens) and were embedded from their first {result.context} tokens "
+                  f"(the first: {first})", markup=False, highlight=False, style="yellow")
     out.print(f"{result.rows} embeddings of dimension {result.dim} -> {result.out}")

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import err, out
-from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_extension, default_test_manifest, comma_list
+from mlclip_cli.cli.options import MODEL_HELP, TEACHER_HELP, default_extension, default_test_manifest, language_list
 from mlclip_cli.cli.progress import run_sequence_with_progress, run_training_with_progress
 from mlclip_cli.cli.tables import print_result
 from mlclip_cli.errors import MlclipError
@@ -150,7 +150,7 @@ def train(
     vocab_size = vocab_size or (TEXT_VOCAB if teacher is not None else 4000)
     init = None if embedding_init is None else embedding_init if embedding_init == CLIP_INIT else Path(embedding_init)
     config = chosen.train_config()(
-        manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=comma_list(langs),
+        manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=language_list(langs),
         features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
         embedding_init=init, split=split, features_dir=features_dir, resume=resume,
         acquirer=acquirer, max_pairs=max_pairs, loop=loop,

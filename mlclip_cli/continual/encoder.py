@@ -16,7 +16,7 @@ from mlclip_cli.continual.model import ContinualTextEncoder
 from mlclip_cli.core.encoding import encode_grouped
 from mlclip_cli.core.extension import check_base
 from mlclip_cli.core.towers import tower_of, tower_sha256
-from mlclip_cli.encoders import FrozenClip, check_fallback, encode_by_language
+from mlclip_cli.encoders import FrozenClip, TextBudget, check_fallback, encode_by_language
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.training.pretrain import attention_kernel
 
@@ -74,6 +74,13 @@ class ContinualEncoder(FrozenClip):
     def text_identity(self, language: str) -> str:
         route = self._route(language)
         return self.cache_key + (f":{route}" if route else "")
+
+    def text_budget(self, language: str) -> TextBudget | None:
+        self._route(language)  # every language goes through the one table; an unknown one is refused as on encode
+        context = self.model.tower.context_length
+        # the vocabulary's ids() keeps context - 2 pieces (a HF tower's: its own max length's, if shorter)
+        limit = min(context, getattr(self.vocabulary.base, "max_length", context))
+        return TextBudget(lambda text: len(self.vocabulary.encode(text)), limit - 2)
 
     @torch.no_grad()
     def encode_texts(self, captions: list[str], language: str) -> np.ndarray:

@@ -11,6 +11,7 @@ resumes from the last finished language.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlclip_cli import faults
 from mlclip_cli.artifacts import read_manifest
 from mlclip_cli.atomic import write_json
 from mlclip_cli.continual import snapshot
@@ -32,7 +34,9 @@ from mlclip_cli.continual.hf_vocab import vocabulary_for
 from mlclip_cli.continual.vocab import ClipVocabulary
 from mlclip_cli.core.encoding import encode_grouped
 from mlclip_cli.core.extension import git_revision, now
-from mlclip_cli.core.pairs import PairData, Validation, evaluation_set, load_pairs, select_rows
+from mlclip_cli.core import stream
+from mlclip_cli.core.pairs import (PAIR_COLUMNS, PairData, Validation, choose_split, evaluation_set, load_pairs,
+                                   select_rows)
 from mlclip_cli.core.towers import tower_of, tower_sha256
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
@@ -41,6 +45,7 @@ from mlclip_cli.metrics import retrieval_metrics
 from mlclip_cli.training.interrupts import Interrupted, deferred_interrupts
 from mlclip_cli.training.pretrain import attention_kernel
 
+_log = logging.getLogger(__name__)  # the CLI prints these as "note:" lines
 VOCAB_BUDGET = 10_000  # CLFM's BPE size per language
 # Distinct captions per language that its BPE is learnt from, that TEIR counts as its corpus, and
 # that are protected afterwards: CLIP's cleaning (ftfy) costs ~0.2 ms a caption in Python, and the
@@ -245,6 +250,7 @@ class _Run:
             loss.backward()
             step_table(optimizer, loop.lr * factor)
             losses.append(loss.item())
+            faults.point(f"task {label} step {step + 1}")
             if on_step:
                 on_step(label, step + 1, steps, losses[-1])
         return float(np.mean(losses[-20:])) if losses else float("nan")
@@ -393,31 +399,44 @@ def _extend(config: ExtendConfig, progress, on_step, on_task) -> ContinualResult
         raise MlclipError(f"{folder}: no continual extension here (make one with `mlclip continual`)")
     saved = snapshot.read(folder)
     info = saved.info
-    if config.language in info["languages"]:
-        raise MlclipError(f"{folder} already learnt '{config.language}' (its rows are shared with the other "
-                          "languages, so it cannot be replaced; start a new sequence instead)")
+    learnt = tuple(info["languages"])
+    again = config.language in learnt
+    already = (f"{folder} already learnt '{config.language}' (its rows are shared with the other languages, so it "
+               "cannot be replaced; start a new sequence instead)")
+    if again and learnt[-1] != config.language:
+        raise MlclipError(already)
     learner = get_learner(info["learner"], Settings(**info["settings"]))
     if learner.joint:
         raise MlclipError(f"{folder} is a joint-training upper bound, not a sequence: it cannot be extended")
     loop = TaskLoop(**info["loop"])
     run_config = ContinualConfig(
-        manifest=config.manifest, out=folder.parent, order=tuple(info["languages"]) + (config.language,),
+        manifest=config.manifest, out=folder.parent, order=learnt + (() if again else (config.language,)),
         features_root=config.features_root, learner=learner.name, teir=TeirConfig(**info["teir"]), model=info["base_model"],
         test_manifest=config.test_manifest, test_split=config.test_split,
         loop=loop if config.steps is None else replace(loop, steps=config.steps), settings=learner.settings,
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
         split_han=info.get("split_han", False),
         split=config.split, resume=True, device=config.device)
+    if again:  # the same command again (after a kill once its state was in place): nothing left to do
+        if saved.record.get("fingerprint") != _fingerprint(run_config):
+            raise MlclipError(already)
+        _log.info(f"{folder}: '{config.language}' is already its last language, learnt with these settings: "
+                  "nothing to do")
     with distributed.session(config.device), deferred_interrupts() as stop:
         return _sequence(run_config, learner, list(run_config.order), folder, saved, progress, on_step, on_task, stop)
 
 
 def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state_dir: Path,
               saved: snapshot.Snapshot | None, progress, on_step, on_task, stop=None) -> ContinualResult:
-    manifest = read_manifest(config.manifest).to_pandas()
     done = len(saved.record["tasks"]) if saved else 0
     todo = [] if learner.joint and done else (order if learner.joint else order[done:])
-    rows, split = select_rows(manifest, str(config.manifest), todo or order[:1], config.split)
+    # Only the rows of the languages the sequence reads (English, its order) and the pair columns are
+    # held, not the whole manifest (the world's: 671,000 captions in 11 languages, ~1 GB in memory).
+    # The split and languages are checked on the whole file first, so the errors name what it holds.
+    split = choose_split(stream.split_counts(config.manifest), str(config.manifest), todo or order[:1], config.split)[1]
+    learnt = saved.info["languages"] if saved else []
+    manifest = stream.read_languages(config.manifest, list(dict.fromkeys(["en", *order, *learnt])), PAIR_COLUMNS)
+    rows, split = select_rows(manifest, str(config.manifest), todo or order[:1], split)
     test_frame = None
     if config.test_manifest is not None:
         test_frame = read_manifest(config.test_manifest).to_pandas()
@@ -445,7 +464,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
     pending = [lang for task in tasks[len(records):] for lang in task]
     if not base.has_images and learner.name != "cll-clip":
         raise MlclipError(f"'{config.model}' is a text-only encoder: only --learner cll-clip runs on it (NLT loss only)")
-    everything = (load_pairs(manifest, config.manifest, pending, config.split, True, base.has_images, base, config.features_root,
+    everything = (load_pairs(manifest, config.manifest, pending, split, True, base.has_images, base, config.features_root,
                              None, progress)[0] if pending else None)  # one read of the feature cache for every task
     for task in range(len(records), len(tasks)):
         languages = tasks[task]

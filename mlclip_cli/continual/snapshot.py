@@ -9,7 +9,8 @@
     packs/<lang>.json     one card per language learnt (what `mlclip packs list` shows)
 
 It is loadable wherever --model is accepted. A new state is written whole into a sibling folder
-and swapped in, so a kill at any moment leaves either the old state or the new one.
+and swapped in (core/extension.py: the folder is a link to its current version), so a kill at any
+moment leaves either the old state or the new one, and a reader always reads one of them, whole.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 from safetensors.torch import save_file
 
 from mlclip_cli.atomic import write_json
-from mlclip_cli.core.extension import (EXTENSION_FILE, check_hashes, load_tensors, read_json_object, recover,
-                                       sha256_file, swap_in, write_card, write_index)
+from mlclip_cli.core.extension import (EXTENSION_FILE, check_hashes, load_tensors, read_json_object, read_whole,
+                                       recover, resolve, sha256_file, swap_in, write_card, write_index)
 from mlclip_cli.errors import ArtifactError
 
 METHOD = "cll-clip"
@@ -61,12 +62,17 @@ def write(folder: Path, info: dict, vocabulary_json: str, weights: dict[str, tor
 
 
 def exists(folder: Path) -> bool:
-    return (Path(folder) / EXTENSION_FILE).is_file() and (Path(folder) / "continual.json").is_file()
+    folder = resolve(folder)
+    return (folder / EXTENSION_FILE).is_file() and (folder / "continual.json").is_file()
 
 
 def read(folder: Path) -> Snapshot:
-    """Read and check every hash; one-line errors for a foreign or corrupt folder."""
-    folder = Path(folder)
+    """Read and check every hash; one-line errors for a foreign or corrupt folder. Every file comes
+    from one version of the folder (`Snapshot.folder`)."""
+    return read_whole(folder, _read)
+
+
+def _read(folder: Path) -> Snapshot:
     info = read_json_object(folder / EXTENSION_FILE, "extension index")
     if info.get("method") != METHOD:
         raise ArtifactError(f"{folder}: an extension of method '{info.get('method')}', not {METHOD}")
@@ -83,4 +89,4 @@ def keep_copy(folder: Path, target: Path) -> None:
     """--keep-steps: a copy of this step's state (itself a loadable extension)."""
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(folder, target)
+    shutil.copytree(resolve(folder), target)

@@ -77,9 +77,13 @@ class Validation:
     image: np.ndarray  # [images, dim]
 
 
+# The manifest columns training pairs are made of (a caller may read only these).
+PAIR_COLUMNS = ["sample_id", "image_id", "language", "caption", "split", "pair_id", "image_path"]
+
+
 def select_rows(manifest: pd.DataFrame, where: str, languages: list[str], split: str | None) -> tuple[pd.DataFrame, str]:
     """Rows of `languages` in `split` (None: "train" when the manifest has it, else every split)."""
-    missing = sorted({"sample_id", "image_id", "language", "caption", "split", "pair_id", "image_path"} - set(manifest.columns))
+    missing = sorted(set(PAIR_COLUMNS) - set(manifest.columns))
     if missing:
         raise MlclipError(f"{where}: columns {', '.join(missing)} are missing")
     return choose_split(manifest, where, languages, split)
@@ -104,7 +108,8 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
                need_teacher: bool, need_images: bool, encoder, features_root: Path,
                features_dir: Path | None = None, progress=None) -> tuple[PairData, dict]:
     """Join the captions of `languages` to cached teacher / image features (computed on first use
-    into the workspace cache; an explicit `features_dir` must already hold them)."""
+    into the workspace cache; an explicit `features_dir` must already hold them). `manifest` holds
+    the rows of `manifest_path`, or only those of some languages (at least `languages` and English)."""
     where = str(manifest_path)
     rows, split = select_rows(manifest, where, languages, split)
     english = rows[rows.language == "en"]
@@ -126,11 +131,10 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
 
     identity = encoder.image_identity
     folder = Path(features_dir) if features_dir else feature_folder(features_root, manifest_path, split, identity)
-    if features_dir is None:
-        subset = rows if split == "all" else manifest
+    if features_dir is None:  # checked against the file, streamed: `manifest` may hold only some languages
         compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=("en",) if need_teacher else (),
                                         split=None if split == "all" else split, images=need_images),
-                         encoder=encoder, progress=progress, manifest=subset)
+                         encoder=encoder, progress=progress)
     teacher = image = None
     if need_teacher:
         keys, matrix = load_features(folder, "text-en", identity)

@@ -170,6 +170,10 @@ class StreamedPairs:
             raise MlclipError("a batch spans two windows")  # batches are drawn within one window
         return window, where
 
+    def first_captions(self, count: int) -> list[str]:
+        """The captions of the first `count` rows, in file order: the in-memory `PairData.captions[:count]`."""
+        return _captions_at(self.manifest, self.manifest_rows[:count])
+
     def captions_of(self, rows: np.ndarray) -> list[str]:
         window, where = self._at(rows)
         return [window[2][i] for i in where]
@@ -288,6 +292,20 @@ def sample_captions(manifest: Path, language: str, split: str, size: int) -> lis
     for rank, caption in zip(ranked, captions):
         out[rank] = caption
     return out
+
+
+def read_languages(manifest: Path, languages: list[str], columns: list[str]) -> pd.DataFrame:
+    """`columns` of the rows of `languages` (every split, in file order): a few languages of a large
+    manifest without holding the others."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from mlclip_cli.artifacts import MANIFEST
+
+    batches = [b for b in scan_manifest(manifest, columns, ds.field("language").isin(list(languages))) if len(b)]
+    if not batches:
+        return pa.schema([MANIFEST.schema.field(name) for name in columns]).empty_table().to_pandas()
+    return pa.Table.from_batches(batches).to_pandas()
 
 
 def read_split(manifest: Path, split: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from mlclip_cli.core.encoding import encode_grouped
 from mlclip_cli.core.extension import unavailable
-from mlclip_cli.encoders import FrozenClip, check_fallback, encode_by_language
+from mlclip_cli.encoders import FrozenClip, TextBudget, check_fallback, encode_by_language
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.mla.method import open_extension
 from mlclip_cli.training.pretrain import attention_kernel
@@ -54,6 +54,14 @@ class MlaEncoder(FrozenClip):
         if self._route(language) is None:
             return self.clip.identity
         return f"{self.clip.identity}+mla:{self.extension.cards[language]['pack_sha256'][:16]}"
+
+    def text_budget(self, language: str) -> TextBudget | None:
+        pack = self._route(language)
+        if pack is None:
+            return super().text_budget("en")
+        tokenizer = self.tokenizers[pack].tokenizer  # TextTokenizer.ids keeps context - 2 pieces
+        return TextBudget(lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids),
+                          self.mla.tower.context_length - 2)
 
     @torch.no_grad()
     def encode_texts(self, captions: list[str], language: str) -> np.ndarray:

@@ -23,12 +23,13 @@ from mlclip_cli.core.towers import tower_sha256
 from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features
+from mlclip_cli.inputs import local_file, local_folder
 from mlclip_cli.locks import writer_lock
 from mlclip_cli.mla import packs
 from mlclip_cli.mla.model import MlaTextEncoder
-from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, train_bpe
+from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, tokenizer_file, train_bpe
 from mlclip_cli.mla.train import (LoopConfig, LoopResult, check_losses, check_resumable, clear_state, parse_stages,
-                                  run_stages)
+                                  run_stages, stage_schedule)
 from mlclip_cli.training import distributed
 from mlclip_cli.workspace import feature_folder
 
@@ -200,6 +201,13 @@ def _check_options(config: MlaConfig) -> None:
     check_losses(config.loop)
     if config.max_pairs is not None and config.max_pairs < 1:
         raise MlclipError(f"--max-pairs must be at least 1, not {config.max_pairs}")
+    # the files the run reads come before any work: a missing one is not found after the features
+    if config.tokenizer:
+        tokenizer_file(config.tokenizer)
+    if config.embedding_init is not None and not _is_clip_init(config.embedding_init):
+        local_file(config.embedding_init, "--embedding-init", "safetensors file")
+    if config.features_dir is not None:
+        local_folder(config.features_dir, "--features", "feature folder")
 
 
 def _new_options(config: MlaConfig, acquirer: str) -> dict:
@@ -243,6 +251,17 @@ def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool,
                                base.image_identity, base.preprocess_description if need_images else None)
 
 
+def _pairs(config: MlaConfig, languages: list[str], need_teacher: bool, need_images: bool, base, progress):
+    """(manifest rows or None, training pairs, their summary): streamed, so memory does not grow with
+    the manifest (None), or, for a low-resource run (--max-pairs), the in-memory rows."""
+    if config.max_pairs is None:
+        return None, *_streamed_pairs(config, languages, need_teacher, need_images, base, progress)
+    manifest = read_manifest(config.manifest).to_pandas()
+    data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
+                               config.features_root, config.features_dir, progress)
+    return manifest, *limit_pairs(data, summary, config.max_pairs, config.loop.seed)
+
+
 def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[str], allowed: bool) -> tuple[TextTokenizer | None, int, str]:
     """The language's own extended tokenizer when the shared one does not know its script."""
     rate = shared.byte_fallback_rate(texts[:5000])
@@ -259,12 +278,17 @@ def _language_tokenizer(config: MlaConfig, shared: TextTokenizer, texts: list[st
 def _card(config: MlaConfig, language: str, loop: LoopResult, data: dict, extra: int, note: str, hidden: int,
           acquirer: str = "mlp") -> dict:
     return {
-        "stages": config.loop.stages, "steps": loop.steps, "seed": config.loop.seed, "hidden": hidden,
+        # every step of the schedule (loop.steps counts only this process's: fewer after --resume)
+        "stages": config.loop.stages, "steps": _scheduled_steps(config.loop), "seed": config.loop.seed, "hidden": hidden,
         "acquirer": acquirer,
         "extra_tokens": extra, "vocabulary": note,
         "training": {"loop": asdict(config.loop), "data": {**data, "rows": {language: data["rows"].get(language)}}},
         "val_metrics": loop.val.get(language, {}),
     }
+
+
+def _scheduled_steps(loop: LoopConfig) -> int:
+    return sum(stage_schedule(loop, index, losses).steps for index, losses in enumerate(parse_stages(loop.stages)))
 
 
 def train_mla(config: MlaConfig, progress: Callable[[str, int, int], None] | None = None,
@@ -287,14 +311,7 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
     torch.manual_seed(config.loop.seed)
     base = _base(config.model, str(runtime.device))
     _check_base(base, need_images, config.model)
-    if config.max_pairs is None:  # streamed: memory does not grow with the manifest
-        manifest = None
-        data, summary = _streamed_pairs(config, languages, need_teacher, need_images, base, progress)
-    else:  # low-resource runs are small: the in-memory rows
-        manifest = read_manifest(config.manifest).to_pandas()
-        data, summary = load_pairs(manifest, config.manifest, languages, config.split, need_teacher, need_images, base,
-                                   config.features_root, config.features_dir, progress)
-        data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
+    manifest, data, summary = _pairs(config, languages, need_teacher, need_images, base, progress)
     saved_tokenizer = state_dir / "tokenizer.json"
     if not (config.resume and saved_tokenizer.is_file()):  # a resumed run uses the tokenizer it started with
         if runtime.is_main:  # learnt once, read by every rank
@@ -327,8 +344,10 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
         for language in languages:
             card = _card(config, language, loop, summary, 0, notes[language], encoder.hidden, encoder.acquirer)
             cards[language] = packs.write_pack(out, info, language, encoder.packs[language], None, card)
-        folder_format.write_index(out, info)  # last: from now on the folder is an extension
+        # Before the index: a kill between the two leaves no extension and nothing to resume (a rerun
+        # trains again, to the same bytes), never a finished extension that still holds a run.
         clear_state(state_dir)
+        folder_format.write_index(out, info)  # last: from now on the folder is an extension
     distributed.barrier()
     return MlaResult(out, languages, loop, cards, summary, notes, not base.has_images)
 
@@ -397,14 +416,13 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
     # a broken pack of another language does not stop this one (the others stay frozen and unused here)
     extension, base, encoder, tokenizers, shared = open_extension(out, str(runtime.device), others, skip_broken=True)
     encoder.requires_grad_(False)  # the shared block and the other packs stay exactly as they are
-    manifest = read_manifest(config.manifest).to_pandas()
     need_teacher, need_images = _needs(config)
     torch.manual_seed(config.loop.seed)
     _check_base(base, need_images, extension.info["base_model"])
-    data, summary = load_pairs(manifest, config.manifest, [language], config.split, need_teacher, need_images, base,
-                               config.features_root, config.features_dir, progress)
-    data, summary = limit_pairs(data, summary, config.max_pairs, config.loop.seed)
-    own, added, note = _language_tokenizer(config, shared, data.captions, allowed=True)
+    manifest, data, summary = _pairs(config, [language], need_teacher, need_images, base, progress)
+    # the captions its vocabulary learns from: the first ones of its training rows, streamed or not
+    texts = data.captions if manifest is not None else data.first_captions(TOKENIZER_SAMPLE)
+    own, added, note = _language_tokenizer(config, shared, texts, allowed=True)
     state_dir = out / "state" / language
     check_resumable(state_dir, config.resume, out)
     pack = encoder.add_pack(language, added)  # of the extension's acquirer kind (open_extension)
@@ -419,7 +437,8 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
                           "have nothing to train (the shared block stays frozen on extend)")
     pack.to(base.device)
     tokenizers[language] = own or shared
-    validation = evaluation_set(manifest, config.manifest, [language], base, config.features_root, progress)
+    val_rows = stream.read_split(config.manifest, "val") if manifest is None else manifest
+    validation = evaluation_set(val_rows, config.manifest, [language], base, config.features_root, progress)
     encoder.train()
     loop = run_stages(encoder, pack, tokenizers, data, config.loop, state_dir,
                       {"languages": [language], "manifest": summary, "tokenizer": tokenizers[language].sha256(),
@@ -429,7 +448,8 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
     card = _card(config, language, loop, summary, added, note, encoder.hidden, encoder.acquirer)
     cards = {}
     if runtime.is_main:
-        cards[language] = packs.write_pack(out, extension.info, language, pack, own, card)
-        clear_state(state_dir)
+        # the state goes before the card: a kill between leaves no pack and nothing to resume
+        cards[language] = packs.write_pack(out, extension.info, language, pack, own, card,
+                                           before_card=lambda: clear_state(state_dir))
     distributed.barrier()
     return MlaResult(out, [language], loop, cards, summary, {language: note}, not base.has_images)

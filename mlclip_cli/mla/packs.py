@@ -16,6 +16,7 @@ hash and refuses a pack made for another base model, tokenizer or shared block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -25,6 +26,7 @@ from mlclip_cli.atomic import atomic_path
 from mlclip_cli.core.extension import (EXTENSION_FILE, Extension, git_revision, load_tensors, now, sha256_file,
                                        unavailable, write_card)
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.locks import writer_lock
 from mlclip_cli.mla.model import LanguagePack, MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 
@@ -62,8 +64,9 @@ def write_shared(folder: Path, encoder: MlaTextEncoder, tokenizer: TextTokenizer
 
 
 def write_pack(extension_folder: Path, info: dict, language: str, pack: LanguagePack,
-               tokenizer: TextTokenizer | None, card: dict) -> dict:
-    """Write one language's weights, its tokenizer when it has its own, then its card."""
+               tokenizer: TextTokenizer | None, card: dict, before_card: Callable[[], None] | None = None) -> dict:
+    """Write one language's weights, its tokenizer when it has its own, then (after `before_card`)
+    its card."""
     weights = extension_folder / "packs" / f"{language}.safetensors"
     state = {k: v.detach().float().contiguous().cpu() for k, v in pack.state_dict().items()}
     with atomic_path(weights) as tmp:
@@ -80,6 +83,8 @@ def write_pack(extension_folder: Path, info: dict, language: str, pack: Language
         "parameters": int(sum(v.numel() for v in state.values())), **card,
         "mlclip_version": __version__, "git_revision": git_revision(), "created": now(),
     }
+    if before_card:
+        before_card()
     card = write_card(extension_folder, language, info["method"], info, fields)
     return card
 
@@ -103,14 +108,15 @@ def remove_pack(extension: Extension, language: str) -> list[Path]:
     if language not in extension.cards and language not in extension.broken:
         raise MlclipError(unavailable(extension, language))
     removed = []
-    card = extension.pack_path(language, ".json")
-    card.unlink()  # the card first: from here on the pack does not exist
-    removed.append(card)
-    for suffix in (".safetensors", ".tokenizer.json"):
-        path = extension.pack_path(language, suffix)
-        if path.exists():
-            path.unlink()
-            removed.append(path)
+    with writer_lock(extension.folder, "extension folder"):  # never while `extend` writes it
+        card = extension.pack_path(language, ".json")
+        card.unlink()  # the card first: from here on the pack does not exist
+        removed.append(card)
+        for suffix in (".safetensors", ".tokenizer.json"):
+            path = extension.pack_path(language, suffix)
+            if path.exists():
+                path.unlink()
+                removed.append(path)
     return removed
 
 

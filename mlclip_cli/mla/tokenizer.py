@@ -18,6 +18,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.inputs import local_file, looks_like_path
 
 SPECIALS = ("<pad>", "<sos>", "<eos>")
 # Han characters, each split off before BPE as BERT's tokenizer does: unspaced Chinese and Japanese
@@ -120,21 +121,31 @@ def train_bpe(texts: list[str], vocab_size: int) -> TextTokenizer:
     return TextTokenizer.from_tokenizer(tokenizer)
 
 
-def load_tokenizer(spec: str) -> TextTokenizer:
-    """A tokenizer.json file, a folder holding one, or a Hugging Face name (needs the hub)."""
-    path = Path(spec)
-    if path.is_file():
-        return TextTokenizer.from_file(path)
+def tokenizer_file(spec: str) -> Path | None:
+    """The local tokenizer.json that --tokenizer `spec` names (a file, or a folder holding one), or
+    None for a Hugging Face name; a path that is missing or holds no tokenizer.json is one line."""
+    if not looks_like_path(spec, hub_names=True):
+        return None
+    path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "tokenizer.json").is_file():
-            raise MlclipError(f"{path}: no tokenizer.json in this folder")
-        return TextTokenizer.from_file(path / "tokenizer.json")
+            raise MlclipError(f"--tokenizer {spec}: a folder without a tokenizer.json")
+        return path / "tokenizer.json"
+    return local_file(spec, "--tokenizer", "tokenizer file")
+
+
+def load_tokenizer(spec: str) -> TextTokenizer:
+    """A tokenizer.json file, a folder holding one, or a Hugging Face name (needs the hub)."""
+    path = tokenizer_file(spec)
+    if path is not None:
+        return TextTokenizer.from_file(path)
     try:
         return TextTokenizer.from_tokenizer(Tokenizer.from_pretrained(spec))
     except MlclipError:
         raise
     except Exception as exc:  # offline or an unknown name: one line
-        raise MlclipError(f"cannot load tokenizer '{spec}': {str(exc).splitlines()[0]}") from None
+        raise MlclipError(f"--tokenizer {spec}: no such local file or folder, and not a tokenizer the hub gives "
+                          f"({str(exc).splitlines()[0]})") from None
 
 
 def extend_vocabulary(shared: TextTokenizer, texts: list[str], new_tokens: int) -> tuple[TextTokenizer, int]:

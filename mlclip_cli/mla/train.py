@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlclip_cli import faults
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.metrics import retrieval_metrics
 from mlclip_cli.core.encoding import encode_grouped
@@ -39,7 +40,7 @@ from mlclip_cli.core.pairs import PairData, Validation
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer
 from mlclip_cli.training import distributed
-from mlclip_cli.training.checkpoint import load_trainer_state, save_trainer_state
+from mlclip_cli.training.checkpoint import load_trainer_state, read_trainer_state, save_trainer_state
 from mlclip_cli.training.interrupts import Interrupted, deferred_interrupts
 from mlclip_cli.training.pretrain import attention_kernel
 
@@ -194,10 +195,9 @@ def run_stages(encoder: MlaTextEncoder, trainable: torch.nn.Module, tokenizers: 
     print_key = _fingerprint(config, fingerprint)
     result = LoopResult()
     stage_index, start_step = 0, 0
-    meta_path = state_dir / "trainer_state.json"
     check_resumable(state_dir, resume, state_dir.parent)
-    if meta_path.is_file():
-        saved = json.loads(meta_path.read_text(encoding="utf-8"))
+    saved = read_trainer_state(state_dir)
+    if saved is not None:
         if saved.get("fingerprint") != print_key:
             raise MlclipError(f"{state_dir.parent}: the unfinished run there used other settings or data; "
                               "resume it with the same options, or choose another --out")
@@ -265,6 +265,7 @@ def _loop_stages(encoder, trainable, tokenizers, data, config: LoopConfig, state
             optimizer.step()
             window.append(loss)
             result.steps += 1
+            faults.point(f"{name} step {step + 1}")
             if on_step:
                 on_step(name, step + 1, schedule.steps, window[-1])
             last = step + 1 == schedule.steps
@@ -327,15 +328,15 @@ def _step_loss(student: _Student, ddp_student: torch.nn.Module, data: PairData, 
 
 def check_resumable(state_dir: Path, resume: bool, where: Path) -> None:
     """Refuse, before any work, to start over a killed run unless told to resume it."""
-    meta = state_dir / "trainer_state.json"
-    if meta.is_file() and not resume:
-        saved = json.loads(meta.read_text(encoding="utf-8"))
+    saved = read_trainer_state(state_dir) if not resume else None
+    if saved is not None:
         raise MlclipError(f"{where} holds an unfinished run (stopped at stage {saved.get('stage', 0) + 1}, "
                           f"step {saved.get('step')}); pass --resume to continue it, or choose another --out")
 
 
 def clear_state(state_dir: Path) -> None:
-    for name in ("trainer_state.json", "trainer_state.safetensors", "tokenizer.json"):
+    """Remove a finished run's resumable state: the weights first (they mark it resumable)."""
+    for name in ("trainer_state.safetensors", "trainer_state.json", "tokenizer.json"):
         (state_dir / name).unlink(missing_ok=True)
     empty = [state_dir] + ([state_dir.parent] if state_dir.parent.name == "state" else [])  # extend: state/<lang>
     for folder in empty:

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.inputs import local_file, local_folder, looks_like_path
 
 TINY = "mlclip-tiny"
 _CONFIGS = Path(__file__).resolve().parents[1] / "model_configs"
@@ -113,6 +114,9 @@ def _checkpoint_or_tiny(spec: str) -> LoadedClip:
 
 
 def _open_clip_scheme(spec: str) -> LoadedClip:
+    scheme, _, where = spec.partition(":")
+    if scheme == "local-dir":  # a folder here: said plainly when it is not one, before open_clip tries
+        local_folder(where, what="model folder")
     try:
         model = open_clip.create_model(spec)
     except Exception as exc:
@@ -126,6 +130,8 @@ def _open_clip_name(spec: str) -> LoadedClip:
         raise MlclipError(f"unknown model '{spec}': not a checkpoint folder nor an open_clip model name")
     if not pretrained:
         raise MlclipError(f"'{name}' needs weights: '{name}:openai' or '{name}:/path/weights.safetensors'")
+    if looks_like_path(pretrained):  # a weights file here, never a tag for the hub
+        local_file(pretrained, what="weights file")
     try:
         model = open_clip.create_model(name, pretrained=pretrained)
     except Exception as exc:  # hub access or a bad file: one line, not a traceback
@@ -139,6 +145,18 @@ def _legacy_hub(spec: str) -> LoadedClip:
     name = spec[len(LEGACY_HUB_PREFIX):]
     raise MlclipError(f"'{spec}': a hub text encoder is now '{HUB_PREFIX}{name}' ('hf-hub:' is open_clip's, a CLIP "
                       "on the hub); an extension folder that records the old name: rebuild it with that --teacher")
+
+
+def _is_local_path(spec: str) -> bool:
+    """A path (see inputs.looks_like_path) that no kind before this one took: missing, or a file."""
+    return ":" not in spec and looks_like_path(spec)
+
+
+def _not_a_model(spec: str) -> LoadedClip:
+    if not Path(spec).expanduser().exists():
+        raise MlclipError(f"{spec}: no such file or folder")
+    raise MlclipError(f"{spec}: a file, not a model folder (a `mlclip pretrain` or Hugging Face folder; a weights "
+                      f"file goes as NAME:{spec}, e.g. ViT-B-32:{spec})")
 
 
 @dataclass(frozen=True)
@@ -158,6 +176,8 @@ BASE_SPECS = (
     SpecKind(f"{TINY} | a `mlclip pretrain` folder", lambda s: s == TINY or Path(s).is_dir(), _checkpoint_or_tiny),
     SpecKind("local-dir:DIR | hf-hub:NAME (open_clip's schemes)", lambda s: s.startswith(("local-dir:", "hf-hub:")),
              _open_clip_scheme),
+    SpecKind("a local path that is no model folder (missing, or a file): one line saying so", _is_local_path,
+             _not_a_model),
     SpecKind("NAME:PRETRAINED, e.g. ViT-B-32:openai or ViT-B-32:/path/w.safetensors", lambda s: True, _open_clip_name),
 )
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from mlclip_cli.errors import MlclipError
+from mlclip_cli.inputs import local_folder, looks_like_path
 
 MINILM = "minilm"
 # "hf-text:NAME": a hub model name as a text-only base (where a hub is reachable). Not open_clip's
@@ -115,7 +116,9 @@ def load_sentence_model(spec: str):
     from transformers.utils import logging as hf_logging
 
     spec = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
-    folder = minilm_path() if spec == MINILM else Path(spec)
+    folder = minilm_path() if spec == MINILM else Path(spec).expanduser()
+    if spec != MINILM and looks_like_path(spec, hub_names=True):  # never sent to the hub as a repo id
+        local_folder(folder, what="Hugging Face model folder")
     if folder.exists() and not is_hf_folder(folder):
         raise MlclipError(f"{folder}: not a Hugging Face model folder (needs a config.json with a model_type)")
     source = str(folder) if folder.exists() else spec
@@ -130,7 +133,8 @@ def load_sentence_model(spec: str):
     except MlclipError:
         raise
     except Exception as exc:  # offline hub, a broken folder: one line
-        raise MlclipError(f"cannot load text encoder '{spec}': {str(exc).splitlines()[0]}") from None
+        where = "" if folder.exists() else " (no such local folder; the hub cannot give it either)"
+        raise MlclipError(f"cannot load text encoder '{spec}'{where}: {str(exc).splitlines()[0]}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
     rows = transformer.get_input_embeddings().weight.shape[0]

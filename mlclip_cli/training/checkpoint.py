@@ -2,7 +2,10 @@
 
 A checkpoint folder holds model.safetensors + config.json (what `load_clip` reads) and, while
 training, trainer_state.safetensors (fp32 weights and AdamW moments) + trainer_state.json
-(step, history) so that a killed run resumes where it stopped.
+(step, history) so that a killed run resumes where it stopped. The record is also stored in the
+safetensors file's own metadata, which is what resuming reads: the weights and their step are
+replaced in one rename, so a kill between the two files never pairs one step's weights with
+another step's record (trainer_state.json is for people, and for state written before).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from mlclip_cli.atomic import atomic_path, write_json
@@ -30,17 +34,35 @@ def save_trainer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         for name, value in param_state.items():
             tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).float().reshape(-1) if name == "step" else value.contiguous()
     with atomic_path(folder / "trainer_state.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    write_json(folder / "trainer_state.json", state)  # written last: it marks the pair complete
+        save_file(tensors, str(tmp), metadata={_RECORD: json.dumps(state)})
+    write_json(folder / "trainer_state.json", state)
+
+
+_RECORD = "mlclip.trainer_state"
+
+
+def read_trainer_state(folder: Path) -> dict | None:
+    """The record of the resumable state in `folder` (step, history, ...), or None when there is none."""
+    meta_path, tensor_path = folder / "trainer_state.json", folder / "trainer_state.safetensors"
+    if not tensor_path.is_file():
+        return None
+    try:
+        with safe_open(str(tensor_path), "pt") as opened:
+            record = (opened.metadata() or {}).get(_RECORD)
+        if record is None:  # written before the record moved into the file
+            return json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else None
+        return json.loads(record)
+    except Exception as exc:
+        raise MlclipError(f"{folder}: cannot resume, trainer state unreadable ({str(exc).splitlines()[0]})") from None
 
 
 def load_trainer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> dict | None:
-    meta_path, tensor_path = folder / "trainer_state.json", folder / "trainer_state.safetensors"
-    if not meta_path.is_file() or not tensor_path.is_file():
+    tensor_path = folder / "trainer_state.safetensors"
+    state = read_trainer_state(folder)
+    if state is None:
         return None
     try:
         tensors = load_file(tensor_path)
-        state = json.loads(meta_path.read_text(encoding="utf-8"))
     except Exception as exc:
         raise MlclipError(f"{folder}: cannot resume, trainer state unreadable ({exc})") from None
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -125,10 +125,25 @@ def _batches(n_images: int, config: PretrainConfig, step: int, rank: int, world:
     return indices[rank::world]
 
 
+def _check(config: PretrainConfig) -> None:
+    """The arguments, before any work: an architecture open_clip knows, a manifest, a writable --out."""
+    import open_clip
+
+    from mlclip_cli.locks import check_writable
+
+    if config.model_name not in open_clip.list_models():
+        raise MlclipError(f"unknown --arch '{config.model_name}' (mlclip's: {TINY}, mlclip-micro; or an open_clip "
+                          "architecture such as ViT-B-32: see open_clip.list_models())")
+    if not Path(config.manifest).is_file():
+        raise MlclipError(f"{config.manifest}: no such manifest file")
+    check_writable(config.out, "checkpoint folder")
+
+
 def pretrain(config: PretrainConfig, on_step: Callable[[int, int, float], None] | None = None,
              on_eval: Callable[[int, dict], None] | None = None) -> PretrainResult:
-    runtime = distributed.setup(config.device)
     register_configs()
+    _check(config)
+    runtime = distributed.setup(config.device)
     torch.manual_seed(config.seed)
     model = create_untrained(config.model_name)
     if hasattr(model.visual, "positional_embedding"):

@@ -15,14 +15,21 @@ The manifest rows (train: several captions per image, val: one) are returned, no
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import multiprocessing
+import os
 import random
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlclip_cli.atomic import write_json
+from mlclip_cli import faults
+from mlclip_cli.atomic import atomic_path, write_json, write_text
 from mlclip_cli.xtd10_layout import FILES as XTD10_FILES
 from mlclip_cli.world.grammar import LANGUAGES, realise
 from mlclip_cli.world.render import render
@@ -58,7 +65,24 @@ def _captions(plan: CaptionPlan, key: str) -> dict[str, str]:
 
 
 def _save_jpeg(image, path: Path) -> None:
-    image.save(path, quality=95)
+    with atomic_path(path) as tmp:  # an image is reused when its file is there: never a truncated one
+        image.save(tmp, format="JPEG", quality=95)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Workers that die with the process that forked them (kill -9 included) rather than wait for
+    work forever, holding what they inherited (Linux: forked, with PR_SET_PDEATHSIG)."""
+    if sys.platform != "linux":
+        return ProcessPoolExecutor(max_workers=workers)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _die_with_parent(parent: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
 
 
 def _train_chunk(args: tuple[Path, WorldConfig, int, int]) -> list[dict]:
@@ -130,25 +154,25 @@ def _write_cc3m(folder: Path, train_rows: list[dict]) -> None:
         url = f"https://world.mlclip.invalid/train/{index:09d}.jpg"
         lines.append(f"{row['caption']}\t{url}")
         stem = Path(row["image_path"]).with_suffix("")
-        stem.with_suffix(".txt").write_text(row["caption"], encoding="utf-8")
-        stem.with_suffix(".json").write_text(json.dumps(
-            {"url": url, "key": f"{index:09d}", "status": "success", "caption": row["caption"]}), encoding="utf-8")
-    (folder / "cc3m" / "Train_GCC-training.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text(stem.with_suffix(".txt"), row["caption"])
+        write_text(stem.with_suffix(".json"), json.dumps(
+            {"url": url, "key": f"{index:09d}", "status": "success", "caption": row["caption"]}))
+    write_text(folder / "cc3m" / "Train_GCC-training.tsv", "\n".join(lines) + "\n")
     translations = folder / "cc3m" / "translations"
     translations.mkdir(parents=True, exist_ok=True)
     for lang, rows in by_lang.items():
         if lang != "en":
-            (translations / f"{lang}.txt").write_text("\n".join(r["caption"] for r in rows) + "\n", encoding="utf-8")
+            write_text(translations / f"{lang}.txt", "\n".join(r["caption"] for r in rows) + "\n")
 
 
 def _write_xtd10(folder: Path, rows: list[dict], names: list[str]) -> None:
     root = folder / "xtd10"
     for sub in ("XTD10", "MIC", "STAIR"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "XTD10" / "test_image_names.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    write_text(root / "XTD10" / "test_image_names.txt", "\n".join(names) + "\n")
     for lang, (sub, code) in XTD10_FILES.items():
         captions = [row["caption"] for row in rows if row["language"] == lang]
-        (root / sub / f"test_1kcaptions_{code}.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
+        write_text(root / sub / f"test_1kcaptions_{code}.txt", "\n".join(captions) + "\n")
 
 
 def generate_world(folder: Path, config: WorldConfig, workers: int = 2,
@@ -162,10 +186,11 @@ def generate_world(folder: Path, config: WorldConfig, workers: int = 2,
     total = config.train_scenes + config.val_scenes + config.test_scenes
     done = 0
     train_rows: list[dict] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with _pool(workers) as pool:
         for chunk_rows, (_, _, start, stop) in zip(pool.map(_train_chunk, chunks), chunks):
             train_rows.extend(chunk_rows)
             done += stop - start
+            faults.point("world train chunk")
             if progress:
                 progress(done, total)
     # Val/test scenes depend on the version and on train (see exclude): reuse their images only
