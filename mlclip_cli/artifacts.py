@@ -5,7 +5,9 @@ docs/artifacts.md documents the same schemas for people; tests keep the two in s
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +90,18 @@ LANGID = ArtifactSpec(
     ]),
 )
 
-ARTIFACTS = {spec.name: spec for spec in (MANIFEST, FEATURES, EMBEDDINGS, LANGID)}
+IMAGE_INDEX_ITEMS = ArtifactSpec(
+    name="image_index_items",
+    description="The images of an image index folder (`mlclip index build --images`): row i is FAISS id i.",
+    schema=pa.schema([
+        pa.field("path", pa.string(), nullable=False),  # relative to the collection root (index.json), "/"-separated
+        pa.field("size", pa.int64(), nullable=False),  # bytes, when it was encoded
+        pa.field("mtime_ns", pa.int64(), nullable=False),  # modification time (ns), when it was encoded
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),  # L2-normalised image feature
+    ]),
+)
+
+ARTIFACTS = {spec.name: spec for spec in (MANIFEST, FEATURES, EMBEDDINGS, LANGID, IMAGE_INDEX_ITEMS)}
 
 
 def _conform(table: pa.Table, spec: ArtifactSpec, where: str) -> pa.Table:
@@ -114,13 +127,17 @@ def _conform(table: pa.Table, spec: ArtifactSpec, where: str) -> pa.Table:
 def write_table(table: pa.Table, path: str | os.PathLike, spec: ArtifactSpec, metadata: dict | None = None) -> Path:
     """Validate `table` against `spec` and write it atomically as Parquet."""
     table = _conform(table, spec, f"cannot write {path}")
-    meta = {b"mlclip.artifact": spec.name.encode(), b"mlclip.schema_version": str(SCHEMA_VERSION).encode()}
-    for key, value in (metadata or {}).items():
-        meta[f"mlclip.{key}".encode()] = str(value).encode()
-    table = table.replace_schema_metadata(meta)
+    table = table.replace_schema_metadata(_metadata(spec, metadata))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return Path(path)
+
+
+def _metadata(spec: ArtifactSpec, metadata: dict | None = None) -> dict[bytes, bytes]:
+    meta = {b"mlclip.artifact": spec.name.encode(), b"mlclip.schema_version": str(SCHEMA_VERSION).encode()}
+    for key, value in (metadata or {}).items():
+        meta[f"mlclip.{key}".encode()] = str(value).encode()
+    return meta
 
 
 def read_table(path: str | os.PathLike, spec: ArtifactSpec) -> pa.Table:
@@ -145,15 +162,36 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {k.decode()[len("mlclip."):]: v.decode() for k, v in meta.items() if k.startswith(b"mlclip.")}
 
 
-def write_manifest(table: pa.Table, path: str | os.PathLike) -> Path:
+def check_manifest(table: pa.Table, path: str | os.PathLike) -> None:
+    """What write_manifest refuses, checked before anything is written."""
+    _conform(table, MANIFEST, f"cannot write {path}")
     ids = table.column("sample_id") if "sample_id" in table.column_names else None
     if ids is not None and len(ids) != len(pc.unique(ids)):
         raise ArtifactError(f"cannot write {path}: column 'sample_id' has duplicate values")
+
+
+def write_manifest(table: pa.Table, path: str | os.PathLike) -> Path:
+    check_manifest(table, path)
     return write_table(table, path, MANIFEST)
 
 
 def read_manifest(path: str | os.PathLike) -> pa.Table:
     return read_table(path, MANIFEST)
+
+
+@contextlib.contextmanager
+def manifest_writer(path: str | os.PathLike) -> Iterator[Callable[[list[dict]], None]]:
+    """Write a manifest batch by batch, what writes one larger than memory: the block gets
+    `write(rows)` (row dicts, each batch checked against the schema) and the file, written into a
+    temporary sibling, is renamed onto `path` only when the block ends without an error. Keeping
+    sample_id unique across batches is the caller's part."""
+    schema = MANIFEST.schema.with_metadata(_metadata(MANIFEST))
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        def write(rows: list[dict]) -> None:
+            table = _conform(pa.Table.from_pylist(rows, schema=MANIFEST.schema), MANIFEST, f"cannot write {path}")
+            writer.write_table(table.replace_schema_metadata(schema.metadata))
+
+        yield write
 
 
 STREAM_BATCH = 65_536  # manifest rows decoded at a time by scan_manifest

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ BACKENDS = ("py3langid", "lingua", "lingua-low")
 DEFAULT_BACKEND = "py3langid"
 XTD10_LANGUAGES = ("en", "de", "fr", "es", "it", "ko", "pl", "ru", "tr", "zh", "ja")  # and the world's
 EXTRA_HINT = "pip install 'mlclip[langid]'"
+_log = logging.getLogger(__name__)  # the CLI prints a warning as one note: line
 
 # The scripts a language is written in, for every non-Latin language either backend knows;
 # any other code is taken as Latin-script. "Kana" is the Japanese-only part of the writing system.
@@ -229,7 +231,7 @@ def identify(texts: Sequence[str], languages: Sequence[str], backend: str = DEFA
     if fallback is not None:
         fallback = normalise_language(fallback)
         if fallback not in codes:
-            raise MlclipError(f"the fallback language '{fallback}' is not one of the languages ({', '.join(codes)})")
+            raise MlclipError(f"--fallback-lang {fallback}: not one of the languages detected among ({', '.join(codes)})")
     model = get_backend(backend)
     found = []
     for index, text in enumerate(texts):
@@ -249,7 +251,7 @@ def identify(texts: Sequence[str], languages: Sequence[str], backend: str = DEFA
                 where = labels[index] if labels is not None else f"text {index + 1}"
                 shown = text if len(text) <= 40 else text[:37] + "..."
                 raise MlclipError(f"{where}: {shown!r} matches none of the languages ({', '.join(codes)}); "
-                                  "give a fallback language to use one anyway (langid --fallback, embed --fallback-lang)")
+                                  "--fallback-lang LANG gives such texts LANG (en: the English tower)")
             detection = Detection(fallback, None, "fallback")
         found.append(detection)
     return found
@@ -259,6 +261,51 @@ def detect_languages(texts: list[str], languages: Sequence[str], backend: str = 
                      fallback: str | None = None) -> list[str]:
     """The language of each text, restricted to `languages` (ISO 639-1 codes); see `identify`."""
     return [d.language for d in identify(texts, languages, backend, fallback)]
+
+
+class Identifier:
+    """Language identification for preparing data (`mlclip prepare pairs`, whose data layer cannot
+    import this module and is handed one): each text's language among `languages`, or None where
+    it matches none, never an error; `known` is every code the backend knows."""
+
+    def __init__(self, languages: Sequence[str] = XTD10_LANGUAGES, backend: str = DEFAULT_BACKEND):
+        self.languages = check_languages(languages, backend)
+        self.backend = backend
+
+    @property
+    def known(self) -> frozenset[str]:
+        return get_backend(self.backend).known
+
+    def __call__(self, texts: Sequence[str]) -> list[str | None]:
+        # a fallback turns "matches none" from an error into a mark (method "fallback") read back as None
+        found = identify(list(texts), self.languages, self.backend, fallback=self.languages[0])
+        return [None if d.method == "fallback" else d.language for d in found]
+
+
+def auto_fallback(model: str, backend: str = DEFAULT_BACKEND, fallback_language: str | None = None,
+                  fallback: str = "none") -> str | None:
+    """`--lang auto`'s one rule (bench, embed), checked before any work: each text goes to the pack
+    of its language detected among the model's languages (an extension's plus English; XTD10's 11
+    for a plain CLIP); a text that matches none of them takes `--fallback-lang LANG` (one of those
+    languages), else it is an error. `--fallback english`, which once meant `--fallback-lang en`
+    here, still does, with a note. Returns the fallback language (None: an error)."""
+    get_backend(backend)  # an unknown backend or a missing extra: one line, before the model loads
+    if fallback_language is None and fallback == "english":
+        _log.warning("--fallback english with --lang auto is deprecated: it means --fallback-lang en (a text in "
+                     "none of the model's languages goes through the English tower); pass that instead")
+        fallback_language = "en"
+    if fallback_language is None:
+        return None
+    try:
+        code = check_languages([fallback_language], backend)[0]
+    except MlclipError as exc:
+        raise MlclipError(f"--fallback-lang {fallback_language}: {exc}") from None
+    from mlclip_cli.core.extension import is_extension
+
+    languages = extension_languages(model) if is_extension(Path(model)) else list(XTD10_LANGUAGES)
+    if code not in languages:
+        raise MlclipError(f"--fallback-lang {code}: not one of the languages detected among ({', '.join(languages)})")
+    return code
 
 
 def extension_languages(folder: str | os.PathLike) -> list[str]:
@@ -291,9 +338,17 @@ class AutoRouted:
         self.encoder, self.backend, self.fallback = encoder, backend, fallback
         self.languages = encoder_languages(encoder)
         self.routing: dict[str, dict[str, int]] = {}
+        self._detected: dict[str, str] = {}  # caption -> its language, from `detect_all`
+
+    def detect_all(self, captions: Sequence[str]) -> None:
+        """Detect every caption's language now, before any encoding: one that matches none (and no
+        fallback) is refused before the features are computed, not after; encode_texts reuses them."""
+        unseen = list(dict.fromkeys(c for c in captions if c not in self._detected))
+        self._detected.update(zip(unseen, detect_languages(unseen, self.languages, self.backend, self.fallback)))
 
     def encode_texts(self, captions: list[str], language: str):
-        detected = detect_languages(list(captions), self.languages, self.backend, self.fallback)
+        self.detect_all(captions)
+        detected = [self._detected[caption] for caption in captions]
         counts = self.routing.setdefault(language, {})
         for code in detected:
             counts[code] = counts.get(code, 0) + 1
@@ -335,8 +390,13 @@ class LangidResult:
 
 
 def check_out_path(out: Path | None) -> None:
-    if out is not None and Path(out).suffix.lower() not in OUT_SUFFIXES:
+    if out is None:
+        return
+    if Path(out).suffix.lower() not in OUT_SUFFIXES:
         raise MlclipError(f"{out}: the output must end in .parquet or .tsv, not '{Path(out).suffix or '(none)'}'")
+    from mlclip_cli.locks import check_writable
+
+    check_writable(out, "output file", is_file=True)
 
 
 def langid(config: LangidConfig) -> LangidResult:

@@ -43,6 +43,22 @@ class Workspace:
         """An explicit folder, else $MLCLIP_WORKSPACE, else ./mlclip-workspace."""
         return cls(Path(given or os.environ.get(ENV_VAR) or DEFAULT).expanduser())
 
+    def check(self, given_by: str | None) -> None:
+        """Before any command: a workspace named by `given_by` (-w/--workspace, $MLCLIP_WORKSPACE) is a
+        writable folder or can be made one; the default one must at least not be a file. One line
+        naming the option and what is wrong otherwise."""
+        from mlclip_cli.errors import MlclipError
+        from mlclip_cli.locks import check_writable
+
+        if given_by is None:  # ./mlclip-workspace: readers may run where it cannot be written
+            if self.root.is_file():
+                raise MlclipError(f"{self.root} (the default workspace): a file, not a folder; pass -w FOLDER")
+            return
+        try:
+            check_writable(self.root, "workspace")
+        except MlclipError as exc:
+            raise MlclipError(f"{given_by} {exc}") from None
+
     def manifest(self, dataset: str) -> Path:
         return self.root / "manifests" / f"{dataset}.parquet"
 
@@ -75,6 +91,9 @@ class Workspace:
     def find_manifest(self, given: str) -> Path:
         """A manifest path as given, or the workspace manifest of that data-set name."""
         path = Path(given)
-        if path.suffix == ".parquet" or path.exists():
+        if path.suffix == ".parquet" or path.is_file():
             return path
-        return self.manifest(given)
+        named = self.manifest(given)
+        # a name beside a folder of the same name (`prepare pairs --from my-photos` names it
+        # my-photos) means the workspace manifest, not the folder
+        return path if path.exists() and not named.is_file() else named

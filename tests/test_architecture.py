@@ -14,14 +14,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mlclip_cli"
 # Bottom first. A module may import its own layer or a lower one.
 LAYERS = (
     ("foundation", {"mlclip_cli", "errors", "atomic", "registry", "text", "images", "metrics", "workspace",
-                    "artifacts", "feature_shards", "search", "retrieval", "xtd10_layout", "locks", "text_files"}),
+                    "artifacts", "feature_shards", "search", "retrieval", "xtd10_layout", "locks", "text_files", "inputs",
+                    "faults"}),
     ("data", {"world", "datasets"}),
     ("models", {"models", "training"}),
     ("core", {"core", "encoders", "features", "langid"}),
     ("methods", {"mla", "continual"}),
     ("dispatch", {"methods", "loading"}),
-    ("applications", {"bench", "embed", "export_onnx"}),
-    ("workflows", {"demo", "demo_report", "reproduce", "references"}),
+    ("applications", {"bench", "embed", "export_onnx", "api", "collection"}),
+    ("workflows", {"demo", "demo_report", "reproduce", "references", "serve"}),
     ("cli", {"cli", "__main__"}),
 )
 CLI_SHARED = {"commands", "console", "options", "progress", "tables"}  # what command modules may share

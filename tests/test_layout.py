@@ -39,7 +39,7 @@ def test_a_registry_loads_its_package_once_in_the_order_given():
 def test_benchmarks_come_from_the_data_sets_that_declare_one():
     declared = {get_dataset(name).bench.name: name for name in dataset_names() if get_dataset(name).bench}
     assert declared == {"xtd": "xtd10", "multi30k": "multi30k", "coco": "coco", "xm3600": "xm3600",
-                        "xflickrco": "xflickrco"}
+                        "xflickrco": "xflickrco", "pairs": "pairs"}
     assert {name: BENCHMARKS.get(name).dataset for name in BENCHMARKS.names()} == declared
     assert BENCHMARKS.get("coco").subsets == ("5k", "1k")
 
@@ -111,4 +111,5 @@ def test_a_swap_that_fails_leaves_the_old_folder_as_it_was(tmp_path):
         (staged / "a.txt").write_text("new")
         raise RuntimeError("killed while writing")
     assert (folder / "a.txt").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]  # no staging folder left
+    # no staging folder left: only the link and the version it leads to
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state.v000001", "state"]

@@ -31,6 +31,7 @@ from mlclip_cli.encoders import FrozenClip
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features, load_features
 from mlclip_cli.loading import load_encoder
+from mlclip_cli.locks import check_writable
 from mlclip_cli.retrieval import faiss_retrieval_metrics, paired_text_recall, translation_recall
 from mlclip_cli.workspace import feature_folder, slug
 
@@ -78,9 +79,13 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
     benchmark = get_benchmark(config.benchmark)
     if config.task not in TASKS:
         raise MlclipError(f"unknown task '{config.task}' (known: {', '.join(TASKS)})")
+    if config.lang not in ROUTES:
+        raise MlclipError(f"unknown --lang '{config.lang}' (choose {' or '.join(ROUTES)})")
+    lang_fallback = _check_auto(config)
+    check_writable(config.out_dir, "results folder")  # before any work: not found once the recall is computed
     if not Path(config.manifest).is_file():
-        raise MlclipError(f"{config.manifest}: no such manifest; run `mlclip prepare {benchmark.dataset} --root ... "
-                          "--images ...` first or pass --manifest")
+        raise MlclipError(f"{config.manifest}: no such manifest; run `mlclip prepare {benchmark.dataset} ...` first "
+                          f"(see `mlclip prepare {benchmark.dataset} --help`) or pass --manifest")
     manifest = read_manifest(config.manifest).to_pandas()
     split = config.split or benchmark.split
     if not (manifest.split == split).any():
@@ -104,20 +109,18 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
         raise MlclipError(f"{config.manifest} has no {split} captions in {', '.join(unknown)} "
                           f"(it has {', '.join(available)})")
 
-    if config.lang not in ROUTES:
-        raise MlclipError(f"unknown --lang '{config.lang}' (choose {' or '.join(ROUTES)})")
     skipped: dict[str, str] = {}
     if config.task == "t2t":
         pairs = _parallel_plan(rows, languages, "all" in config.languages, f"{config.manifest}", split, skipped)
         encoder = encoder or load_encoder(config.model, config.device, config.fallback)
-        routed = _routed(encoder, config)
+        routed = _routed(encoder, config, lang_fallback, rows, [*pairs])
         per_language = _text_to_text(pairs, routed or encoder, config.index, progress)
         identity = _text_identity(encoder, config.model)
     else:
         encoder = encoder or load_encoder(config.model, config.device, config.fallback)
         if getattr(encoder, "has_images", True) is False:
             raise MlclipError(f"{config.model} is a text-only encoder: it has no image tower (use --task t2t)")
-        routed = _routed(encoder, config)
+        routed = _routed(encoder, config, lang_fallback, rows, languages)
         per_language = _image_text(config, rows, manifest, split, languages, available, encoder, progress, routed)
         identity = encoder.image_identity
     if routed is not None:  # where each language's captions went, and how often to their own pack
@@ -150,13 +153,29 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
 ROUTES = ("given", "auto")
 
 
-def _routed(encoder, config: BenchConfig):
-    """--lang auto: the encoder behind language identification (None: route by the tags)."""
+def _check_auto(config: BenchConfig) -> str | None:
+    """--lang auto's options, before any work (langid.auto_fallback: the one rule for a caption whose
+    language the model lacks, shared with embed); they mean nothing with --lang given."""
+    if config.lang != "auto":
+        for option, value in (("--fallback-lang", config.lang_fallback), ("--langid-backend", config.langid_backend)):
+            if value is not None:
+                raise MlclipError(f"{option} is for --lang auto (captions whose language is detected), not --lang given")
+        return None
+    from mlclip_cli.langid import DEFAULT_BACKEND, auto_fallback
+
+    return auto_fallback(config.model, config.langid_backend or DEFAULT_BACKEND, config.lang_fallback, config.fallback)
+
+
+def _routed(encoder, config: BenchConfig, fallback: str | None, rows, languages: list[str]):
+    """--lang auto: the encoder behind language identification, with the captions of `languages`
+    detected already (None: route by the tags)."""
     if config.lang != "auto":
         return None
     from mlclip_cli.langid import DEFAULT_BACKEND, AutoRouted
 
-    return AutoRouted(encoder, config.langid_backend or DEFAULT_BACKEND, config.lang_fallback)
+    routed = AutoRouted(encoder, config.langid_backend or DEFAULT_BACKEND, fallback)
+    routed.detect_all(rows[rows.language.isin(languages)].caption.tolist())  # a caption in no language: refused now
+    return routed
 
 
 def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list[str], available: list[str],
@@ -164,7 +183,11 @@ def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list
     """Image-text recall per language from the feature cache; with `routed` (--lang auto) each
     language's captions are encoded through it instead (the cache is keyed by tagged language)."""
     parallel = rows.pair_id.notna().any() and "en" in available
-    needed = tuple(sorted(set(languages) | ({"en"} if parallel else set())))
+    # routed (--lang auto), a language's captions are encoded as detected, not from the cache (which is
+    # keyed by the tagged language, and would ask the extension for a pack it may lack): only English,
+    # the side of text->text recall, is cached then
+    tagged = set() if routed is not None else set(languages)
+    needed = tuple(sorted(tagged | ({"en"} if parallel else set())))
 
     # Images always come from the frozen image tower: an extension shares the frozen model's image
     # shards and keeps only its text features apart (under its cache key).
@@ -173,9 +196,10 @@ def _image_text(config: BenchConfig, rows, manifest, split: str, languages: list
     if image_folder != folder:
         compute_features(FeaturesConfig(manifest=config.manifest, out=image_folder, languages=(), split=split,
                                         device=config.device), encoder=encoder, progress=progress, manifest=manifest)
-    compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=needed, split=split,
-                                    images=image_folder == folder, device=config.device),
-                     encoder=encoder, progress=progress, manifest=manifest)
+    if needed or image_folder == folder:
+        compute_features(FeaturesConfig(manifest=config.manifest, out=folder, languages=needed, split=split,
+                                        images=image_folder == folder, device=config.device),
+                         encoder=encoder, progress=progress, manifest=manifest)
     image_keys, image_matrix = load_features(image_folder, "image", encoder.image_identity, encoder.preprocess_description)
     image_row = {key: i for i, key in enumerate(image_keys)}
     kept_images = list(dict.fromkeys(rows.image_id))

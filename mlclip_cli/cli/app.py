@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from mlclip_cli import __version__
-from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train
+from mlclip_cli.cli import bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, search, serve, train
 from mlclip_cli.cli.console import err, error_line, show_notes
 from mlclip_cli.cli.options import with_bare_values
 from mlclip_cli.errors import MlclipError
@@ -53,10 +53,17 @@ def _root(
     from mlclip_cli.workspace import Workspace
 
     ctx.obj = Workspace.resolve(workspace)
+    if not _ASKED_FOR_HELP[0]:  # checked before any command runs (help needs no workspace)
+        source = ctx.get_parameter_source("workspace")
+        given_by = None if workspace is None else "$MLCLIP_WORKSPACE" if source.name == "ENVIRONMENT" else "-w/--workspace"
+        ctx.obj.check(given_by)
+
+
+_ASKED_FOR_HELP = [False]  # set by main for each call: `mlclip -w FILE train --help` still shows the help
 
 
 # One module per command (or group); each declares its commands, registered here in this order.
-for _module in (bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, train):
+for _module in (bench, continual, demo, export, features, index, langid, prepare, pretrain, reproduce, search, serve, train):
     _module.commands.register(app)
 
 
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     args = with_bare_values(args)
+    _ASKED_FOR_HELP[0] = "--help" in args
     show_notes()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)

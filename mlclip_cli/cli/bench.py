@@ -10,7 +10,7 @@ from rich.table import Table
 from mlclip_cli.bench.registry import BENCHMARKS, Benchmark
 from mlclip_cli.cli.commands import Commands
 from mlclip_cli.cli.console import out
-from mlclip_cli.cli.options import FALLBACK_HELP, MODEL_HELP, comma_list
+from mlclip_cli.cli.options import FALLBACK_HELP, FALLBACK_LANG_HELP, MODEL_HELP, language_list
 from mlclip_cli.cli.progress import progress_bar, progress_callback
 
 commands = Commands()
@@ -90,7 +90,7 @@ def _make_command(benchmark: Benchmark):
     def command(
         ctx: typer.Context,
         langs: str = typer.Option("all", "--langs", help="all, or a comma-separated list such as en,de,ja."),
-        manifest: Path = typer.Option(None, "--manifest", help=f"Prepared manifest \\[default: WORKSPACE/manifests/{benchmark.dataset}.parquet]."),
+        manifest: str = typer.Option(None, "--manifest", "--data", help=f"Prepared manifest: a path, or a workspace manifest's name (`prepare pairs --name`) \\[default: WORKSPACE/manifests/{benchmark.dataset}.parquet]."),
         model: str = typer.Option("mlclip-tiny", "--model", help=MODEL_HELP),
         task: str = typer.Option("t2i", "--task", help=TASK_HELP),
         split: str = typer.Option(None, "--split", help=f"Manifest split to evaluate \\[default: {benchmark.split}]."),
@@ -100,9 +100,9 @@ def _make_command(benchmark: Benchmark):
         fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
         lang: str = typer.Option("given", "--lang", help="given (each caption through its tagged language's pack) or "
                                  "auto (ignore the tags: each caption goes to the pack of the language detected for it, "
-                                 "among the extension's languages; the result says where each language's captions went)."),
-        fallback_lang: str = typer.Option(None, "--fallback-lang", help="--lang auto: the language of a caption that "
-                                          "matches none \\[default: an error]."),
+                                 "among the extension's languages plus English; a caption in none of them is an error "
+                                 "unless --fallback-lang; the result says where each language's captions went)."),
+        fallback_lang: str = typer.Option(None, "--fallback-lang", help=FALLBACK_LANG_HELP),
         langid_backend: str = typer.Option(None, "--langid-backend", help="--lang auto: py3langid (default) or lingua."),
         output_format: str = typer.Option(
             "mlclip", "--format",
@@ -126,9 +126,9 @@ def _make_command(benchmark: Benchmark):
             raise typer.BadParameter(NO_T2T, param_hint="'--format'")
         ws = ctx.obj
         config = BenchConfig(
-            benchmark=benchmark.name, manifest=manifest or ws.manifest(benchmark.dataset),
+            benchmark=benchmark.name, manifest=ws.find_manifest(manifest) if manifest else ws.manifest(benchmark.dataset),
             out_dir=out_dir or ws.results, features_dir=ws.features_root,
-            languages=comma_list(langs),
+            languages=language_list(langs),
             model=model, subset=subset, index=index, fallback=fallback, task=task, split=split,
             lang=lang, lang_fallback=fallback_lang, langid_backend=langid_backend,
         )
@@ -164,6 +164,11 @@ With --task t2t, no images: each caption retrieves its parallel English caption 
 among all English captions of the split, and each English caption its translation among all
 captions of that language; R@1/5/10 both ways and their mean per language (English itself and
 languages without parallel English are skipped with a note). Only the text encoder runs.
+
+With --lang auto the language tags are ignored: each caption goes to the pack of the language
+detected for it, among the model's languages (an extension's plus English). One rule, as in
+`mlclip embed --lang auto`: a caption whose language is none of them is an error unless
+--fallback-lang LANG names one of them to use (en: the English tower).
 
 {example}""",
         short_help=benchmark.summary,

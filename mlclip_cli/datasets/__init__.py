@@ -6,7 +6,7 @@ from mlclip_cli.datasets.base import DatasetSpec
 from mlclip_cli.errors import DatasetError
 from mlclip_cli.registry import Registry
 
-DATASETS: Registry[DatasetSpec] = Registry("data set", __name__, skip=("base", "prepare", "layout"), error=DatasetError)
+DATASETS: Registry[DatasetSpec] = Registry("data set", __name__, skip=("base", "prepare", "layout", "pair_sources"), error=DatasetError)
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:

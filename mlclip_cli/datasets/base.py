@@ -83,6 +83,9 @@ class DatasetSpec:
     # its own root check, e.g. one that accepts a root holding only some splits (None: layout.check_root)
     check_layout: Callable[[PrepareConfig], LayoutCheck] | None = None
     bench: BenchSet | None = None  # a retrieval benchmark of its prepared manifest
+    # prepared by a command and library function of its own (pairs: options no other data set has);
+    # `load` then only says so, and `mlclip prepare` builds no generic command for it
+    own_command: bool = False
 
 
 def read_lines(path: Path) -> list[str]:

@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlclip_cli.artifacts import manifest_from_rows, write_manifest
+from mlclip_cli.artifacts import check_manifest, manifest_from_rows, write_manifest
 from mlclip_cli.atomic import write_json
 from mlclip_cli.datasets import dataset_names, get_dataset
 from mlclip_cli.datasets.base import PrepareConfig, Report, count_by
@@ -27,8 +27,13 @@ class PrepareResult:
 def prepare_dataset(name: str, config: PrepareConfig, out: Path) -> PrepareResult:
     """Turn the data set `name` under config.root into `out` (Parquet) and `out`.summary.json."""
     spec = get_dataset(name)
+    if config.size is not None and config.size < 1:  # before --root is made (world's 0 would mean its default)
+        raise DatasetError(f"--size must be at least 1, not {config.size}")
+    if spec.own_command:
+        spec.load(config, Report())  # raises: says which command prepares it
     with contextlib.ExitStack() as held:
         held.enter_context(writer_lock(out, "manifest", is_file=True))
+        held.enter_context(writer_lock(Path(out).with_suffix(".summary.json"), "summary", is_file=True))
         if spec.generated:  # it writes its data under --root too
             held.enter_context(writer_lock(config.root, "generated data set"))
         return _prepare(name, spec, config, out)
@@ -59,7 +64,9 @@ def _prepare(name: str, spec, config: PrepareConfig, out: Path) -> PrepareResult
     if not rows:
         raise DatasetError(f"{name}: no usable captions under {root}")
 
-    manifest = write_manifest(manifest_from_rows(rows), out)
+    table = manifest_from_rows(rows)
+    manifest = Path(out)
+    check_manifest(table, manifest)  # before anything is written
     missing = sorted(set(report.missing_images))
     summary = {
         "dataset": name,
@@ -86,5 +93,8 @@ def _prepare(name: str, spec, config: PrepareConfig, out: Path) -> PrepareResult
         },
         "warnings": report.warnings,
     }
-    summary_path = write_json(out.with_suffix(".summary.json"), summary)
+    # The summary first, the manifest last: a manifest on disk always has its summary beside it
+    # (a kill between the two leaves a summary of a manifest not yet written, which the rerun rewrites).
+    summary_path = write_json(manifest.with_suffix(".summary.json"), summary)
+    write_manifest(table, manifest)
     return PrepareResult(manifest=manifest, summary_path=summary_path, summary=summary)
