@@ -6,6 +6,8 @@ Every step runs in order (or reuses its finished artifact and says so); the repo
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -260,6 +262,20 @@ def _steps() -> list[Step]:
 BASE_STEPS = 4  # world, its test set, the English CLIP, the feature cache: what every later step needs
 
 
+def release_memory() -> None:
+    """Give back to the system what a finished step freed: Python's garbage, Arrow's pool and the C
+    heap's free pages (glibc), which the process otherwise keeps. Each step returned 0.2-0.7 GB this
+    way, memory the next step would have started on top of (docs/benchmarks.md)."""
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def prepare_base(config: DemoConfig, progress: Callable[[str, int, int], None] | None = None) -> str:
     """Run (or reuse) the demo's first steps; return the English CLIP's spec for later steps."""
     state = _State(progress=progress)
@@ -292,6 +308,7 @@ def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = 
         detail, data = step.run(config, state)
         result = StepResult(step.name, step.command, "ran", detail, data)
         result.seconds = time.perf_counter() - began
+        release_memory()  # before the next step: the peak is one step's, not the sum of what each kept
         results.append(result)
         if on_step is not None:
             on_step(result)

@@ -264,6 +264,20 @@ def _compute(config: FeaturesConfig, encoder: FrozenClip | None, progress, manif
     return result
 
 
+def _indexed_shards(folder: Path, part: str) -> int:
+    """How many shards of `part` the folder's features.json (written last) lists: a folder without
+    it, or without the part in it, was left by a run that did not finish."""
+    try:
+        index = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+        return int(index["parts"][part]["shards"])
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder}: no features.json (a `mlclip features` run was stopped before it finished); "
+                            "run the same command again: the finished shards are kept") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ArtifactError(f"{folder}: features.json does not list '{part}' (a `mlclip features` run was stopped or "
+                            "the file was changed); run `mlclip features` again") from None
+
+
 def load_features(folder: Path, part: str, identity: str | None = None,
                   preprocess: str | None = None) -> tuple[list[str], np.ndarray]:
     """Keys and float32 matrix of one part ("image" or "text-<lang>"), checked against the
@@ -272,6 +286,11 @@ def load_features(folder: Path, part: str, identity: str | None = None,
     shards = sorted(folder.glob(f"{part}-[0-9][0-9][0-9][0-9][0-9].parquet"))
     if not shards:
         raise ArtifactError(f"{folder}: no '{part}' features (run `mlclip features` first)")
+    expected = _indexed_shards(folder, part)
+    if len(shards) < expected:
+        raise ArtifactError(f"{folder}: '{part}' has {len(shards)} of its {expected} shards (a `mlclip features` run was "
+                            "stopped); run the same command again: the finished shards are kept")
+    shards = shards[:expected]  # shards past the index's count are an earlier, larger run's
     keys: list[str] = []
     blocks = []
     for shard in shards:

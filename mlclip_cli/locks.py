@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import sys
+import time
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,17 @@ def _read_owner(handle) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return owner if isinstance(owner, dict) else {}
+
+
+def _owner_of_held(handle) -> dict:
+    """The holder's record of a lock another process holds. The holder writes it just after taking
+    the lock, so a contender that came in between waits briefly (at most half a second) for it."""
+    for _ in range(100):
+        owner = _read_owner(handle)
+        if owner:
+            return owner
+        time.sleep(0.005)
+    return {}
 
 
 def check_writable(target: str | os.PathLike, what: str = "folder", is_file: bool = False) -> None:
@@ -151,7 +163,7 @@ def _acquire(path: Path, target, what: str):
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = _read_owner(handle)
+            owner = _owner_of_held(handle)
             handle.close()
             raise FolderBusy(f"{Path(target)}: this {what} is being written by another mlclip process "
                              f"({_describe(owner) if owner else 'owner unknown'}); wait for it to finish "

@@ -69,6 +69,8 @@ def test_features_resume_after_interruption_gives_identical_output(setup, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         compute_features(FeaturesConfig(out=tmp_path / "split", **config), encoder, progress=interrupt)
     assert not (tmp_path / "split" / "features.json").exists()
+    with pytest.raises(ArtifactError, match=r"split: no features.json \(a `mlclip features` run was stopped"):
+        load_features(tmp_path / "split", "image")  # the shards there are part of a run, never read as the whole
     resumed = compute_features(FeaturesConfig(out=tmp_path / "split", **config), encoder)
     assert resumed.shards_skipped > 0 and resumed.shards_written < 12
     again = compute_features(FeaturesConfig(out=tmp_path / "split", **config), encoder)

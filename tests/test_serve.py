@@ -5,11 +5,9 @@ with a 4xx JSON error naming the problem (never a 500, never a file outside the 
 from __future__ import annotations
 
 import io
-import json
 import os
+import shutil
 import threading
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,8 +34,6 @@ def served(german_gallery, tmp_path_factory):
     """The gallery's collection with a symlink out of it planted before indexing (so it is listed),
     the index saved, and the extension loaded once."""
     collection = tmp_path_factory.mktemp("serve") / "collection"
-    import shutil
-
     shutil.copytree(german_gallery["collection"], collection)
     outside = collection.parent / "outside"
     outside.mkdir()
@@ -60,10 +56,6 @@ def _app(served, **limits):
 def client(served):
     with TestClient(_app(served), base_url=LOCAL) as client:
         yield client
-
-
-def _jpeg(path: Path) -> bytes:
-    return path.read_bytes()
 
 
 def _first(client, caption, **params):
@@ -111,7 +103,7 @@ def test_post_json_is_a_text_query(client, served):
 
 def test_image_upload_finds_the_same_image_first(client, served):
     path = served["captions"]["en"][2][0]
-    data = _jpeg(served["collection"] / path)
+    data = (served["collection"] / path).read_bytes()
     response = client.post("/search?k=4", files={"image": ("query.jpg", data, "image/jpeg")})
     assert response.status_code == 200, response.text
     body = response.json()

@@ -466,6 +466,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
         raise MlclipError(f"'{config.model}' is a text-only encoder: only --learner cll-clip runs on it (NLT loss only)")
     everything = (load_pairs(manifest, config.manifest, pending, split, True, base.has_images, base, config.features_root,
                              None, progress)[0] if pending else None)  # one read of the feature cache for every task
+    del manifest  # the tasks read `rows`, the training split, only
     for task in range(len(records), len(tasks)):
         languages = tasks[task]
         began = time.perf_counter()

@@ -20,12 +20,39 @@ from mlclip_cli.features import FeaturesConfig, compute_features, load_features
 from mlclip_cli.workspace import feature_folder
 
 
+@dataclass(frozen=True)
+class SharedRows:
+    """A per-row feature matrix held once per distinct row: `shared[rows]` is `matrix[index[rows]]`.
+    An image's captions share its feature and parallel captions their English teacher's, so this is
+    the cached matrix (31 MB for the world's English captions) instead of a copy per caption (154 MB
+    for four languages)."""
+
+    matrix: np.ndarray  # [distinct rows, dim]
+    index: np.ndarray  # per row: its row of `matrix`
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.matrix[self.index[rows]]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take(self, rows) -> "SharedRows":
+        return SharedRows(self.matrix, self.index[rows])
+
+
+def _take(features, rows):
+    """`rows` of a per-row matrix, a SharedRows (still shared) or None."""
+    if features is None:
+        return None
+    return features.take(rows) if isinstance(features, SharedRows) else features[rows]
+
+
 @dataclass
 class PairData:
     captions: list[str]
     languages: np.ndarray  # language code per row
-    teacher: np.ndarray | None  # [rows, dim] frozen English embedding of the parallel caption
-    image: np.ndarray | None  # [rows, dim] frozen image feature
+    teacher: np.ndarray | SharedRows | None  # [rows, dim] frozen English embedding of the parallel caption
+    image: np.ndarray | SharedRows | None  # [rows, dim] frozen image feature
     image_group: np.ndarray  # per row: index of its image (rows of one image share it)
     rows_of_image: list[np.ndarray]
     image_ids: np.ndarray | None = None  # per row: its image_id (positives across data sets, e.g. replay)
@@ -40,10 +67,12 @@ class PairData:
 
     def subset(self, languages: list[str]) -> "PairData":
         """The rows in `languages` (e.g. one task of data loaded for a whole sequence)."""
-        rows = np.flatnonzero(np.isin(self.languages, languages))
-        pick = (lambda array: None if array is None else array[rows])
-        return PairData.of([self.captions[i] for i in rows], self.languages[rows], pick(self.teacher), pick(self.image),
-                           self.image_ids[rows])
+        return self.take(np.flatnonzero(np.isin(self.languages, languages)))
+
+    def take(self, rows: np.ndarray) -> "PairData":
+        """These rows (sorted row numbers), their features still shared where they were."""
+        return PairData.of([self.captions[i] for i in rows], self.languages[rows], _take(self.teacher, rows),
+                           _take(self.image, rows), self.image_ids[rows])
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -141,7 +170,7 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
         row_of = {k: i for i, k in enumerate(keys)}
         en_of_pair = dict(zip(english.pair_id, english.sample_id))
         try:
-            teacher = matrix[[row_of[en_of_pair[p]] for p in targets.pair_id]]
+            teacher = SharedRows(matrix, np.array([row_of[en_of_pair[p]] for p in targets.pair_id], dtype=np.int64))
         except KeyError as exc:
             raise MlclipError(f"{folder}: stale feature cache, English caption {exc} has no teacher feature; "
                               "recompute it with `mlclip features`") from None
@@ -149,7 +178,7 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
         keys, matrix = load_features(folder, "image", identity, encoder.preprocess_description)
         row_of = {k: i for i, k in enumerate(keys)}
         try:
-            image = matrix[[row_of[i] for i in targets.image_id]]
+            image = SharedRows(matrix, np.array([row_of[i] for i in targets.image_id], dtype=np.int64))
         except KeyError as exc:
             raise MlclipError(f"{folder}: stale feature cache, image {exc} has no feature; "
                               "recompute it with `mlclip features`") from None

@@ -72,5 +72,32 @@ class MlaEncoder(FrozenClip):
             emb = encode_grouped(self.mla, self.tokenizers, list(captions), np.array([pack] * len(captions)), self.device)
         return F.normalize(emb, dim=-1).float().cpu().numpy()
 
+    @torch.no_grad()
     def encode_mixed(self, captions: list[str], languages: list[str]) -> np.ndarray:
-        return encode_by_language(self.encode_texts, captions, languages)
+        """Captions in several languages: every caption routed to a pack goes through the frozen
+        blocks in one forward pass (each acquirer on its own rows), English and fallback captions
+        through the frozen path. A few short queries cost one pass instead of one per language
+        (what `serve` batches); a long list is split into two length buckets as training does."""
+        routes = [self._route(language) for language in languages]
+        packed = [i for i, pack in enumerate(routes) if pack is not None]
+        if len(set(routes)) <= 1:  # one language (or none): exactly what encode_texts gives
+            return encode_by_language(self.encode_texts, captions, languages)
+        out = None
+        if packed:
+            with attention_kernel(self.device):
+                emb = encode_grouped(self.mla, self.tokenizers, [captions[i] for i in packed],
+                                     np.array([routes[i] for i in packed]), self.device,
+                                     buckets=1 if len(packed) <= SMALL_MIXED_BATCH else 2)
+            vectors = F.normalize(emb, dim=-1).float().cpu().numpy()
+            out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
+            out[packed] = vectors
+        english = [i for i, pack in enumerate(routes) if pack is None]
+        if english:
+            vectors = super().encode_texts([captions[i] for i in english], "en")
+            if out is None:
+                out = np.empty((len(captions), vectors.shape[1]), dtype=np.float32)
+            out[english] = vectors
+        return out
+
+
+SMALL_MIXED_BATCH = 32  # up to this many captions one padded batch costs less than two length buckets

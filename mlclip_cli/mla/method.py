@@ -186,10 +186,7 @@ def limit_pairs(data: PairData, summary: dict, max_pairs: int | None, seed: int)
         rows = np.flatnonzero(data.languages == language)
         rng = np.random.default_rng([seed, zlib.crc32(language.encode("utf-8"))])
         keep.append(np.sort(rng.permutation(rows)[:max_pairs]))
-    rows = np.sort(np.concatenate(keep))
-    pick = (lambda array: None if array is None else array[rows])  # noqa: E731
-    limited = PairData.of([data.captions[i] for i in rows], data.languages[rows], pick(data.teacher), pick(data.image),
-                          data.image_ids[rows])
+    limited = data.take(np.sort(np.concatenate(keep)))
     summary = {**summary, "max_pairs": max_pairs, "rows_available": summary["rows"],
                "rows": {lang: int((limited.languages == lang).sum()) for lang in summary["rows"]},
                "images": len(limited.rows_of_image)}
@@ -303,6 +300,9 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
     _check_options(config)
     out = Path(config.out)
     if folder_format.is_extension(out):
+        if config.resume:  # stopped after its last write: the work is done
+            raise MlclipError(f"{out}: nothing to resume, the run finished (the extension is complete); "
+                              "add languages with `mlclip extend`")
         raise MlclipError(f"{out} already holds a finished extension; add languages with `mlclip extend`, "
                           "or choose another --out")
     state_dir = out / "state"
@@ -408,6 +408,9 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
         raise MlclipError(f"{out}: no extension here (train one first with `mlclip train --method mla`)")
     extension = folder_format.read_extension(out)
     if language in extension.cards and not config.replace:
+        if config.resume and not (out / "state" / language).exists():  # stopped after its card: the pack is done
+            raise MlclipError(f"{out}: nothing to resume, the '{language}' pack is finished; "
+                              "pass --replace to train it again")
         raise MlclipError(f"{out} already has a '{language}' pack; pass --replace to train it again")
     kind = extension.info["encoder"].get("acquirer", "mlp")
     if config.acquirer not in ("mlp", kind):  # the new pack is always of the extension's own kind
