@@ -4,7 +4,7 @@ Run by hand (figures go to docs/benchmarks.md "Serving", the JSON to docs/result
 
     python benchmarks/serve_load.py --workspace /work/ws-demo [--extension WS/extensions/mla]
         [--index WS/indexes-serve/world-train] [--queries 10000] [--clients 8] [--cap-s 300]
-        [--rate 0] [--cache 1024] [--out docs/results/serve_load.json]
+        [--rate 0] [--cache 1024] [--encoders 2] [--out docs/results/serve_load.json]
 
 Builds (once; reused when it is there) an image index of the world's 30,000 training images with
 the extension (`mlclip_cli.api.build`), starts `mlclip serve` on 127.0.0.1 (a free port) as a
@@ -62,9 +62,10 @@ def get_json(host: str, port: int, path: str) -> dict:
         connection.close()
 
 
-def start_server(folder: Path, extension: Path, cache: int, threads: int | None) -> tuple[subprocess.Popen, str, int]:
+def start_server(folder: Path, extension: Path, cache: int, threads: int | None,
+                 encoders: int) -> tuple[subprocess.Popen, str, int]:
     command = [sys.executable, "-m", "mlclip_cli", "serve", "--index", str(folder), "--model", str(extension),
-               "--host", "127.0.0.1", "--port", "0", "--cache", str(cache)]
+               "--host", "127.0.0.1", "--port", "0", "--cache", str(cache), "--encoders", str(encoders)]
     if threads:
         command += ["--threads", str(threads)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "500"})
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="queries/s in all (0: closed loop, as fast as answered)")
     parser.add_argument("--cache", type=int, default=1024, help="the server's --cache (0: no query cache)")
     parser.add_argument("--threads", type=int, default=None, help="the server's --threads")
+    parser.add_argument("--encoders", type=int, default=2, help="the server's --encoders")
     parser.add_argument("--langs", default="all", help="query languages, comma-separated (all: the 11 of the test set)")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -117,7 +119,7 @@ def main() -> None:
 
     load_start = os.getloadavg()
     started = time.perf_counter()
-    process, host, port = start_server(folder, extension, args.cache, args.threads)
+    process, host, port = start_server(folder, extension, args.cache, args.threads, args.encoders)
     startup_s = time.perf_counter() - started
     try:
         images = get_json(host, port, "/health")["images"]
@@ -198,7 +200,7 @@ def main() -> None:
         "setup": {"index": str(folder), "images": images, "extension": str(extension), "clients": args.clients,
                   "mode": f"paced at {args.rate:g} queries/s" if args.rate else "closed loop",
                   "query_languages": sorted({lang for _, lang in captions}), "queries_planned": len(queries), "distinct_texts_planned": len(set(queries)), "k": args.k,
-                  "server_cache": args.cache, "server_threads": args.threads or 1, "cap_s": args.cap_s,
+                  "server_cache": args.cache, "server_threads": args.threads or 1, "server_encoders": args.encoders, "cap_s": args.cap_s,
                   "server_startup_s": round(startup_s, 2), "index_build_s": build_seconds},
         "queries": int(len(answered)),
         "errors": len(errors),

@@ -141,8 +141,9 @@ def test_the_page_and_its_files_are_served_from_the_package(client):
     assert "http://" not in everything and "https://" not in everything  # no CDN, no external font
 
 
-def test_concurrent_queries_batched_by_the_worker_match_single_queries(served):
-    app = _app(served, cache_size=0)
+@pytest.mark.parametrize("encoders", [1, 3])
+def test_concurrent_queries_batched_by_the_workers_match_single_queries(served, encoders):
+    app = _app(served, cache_size=0, encoders=encoders)
     engine = app.state.engine
     try:
         queries = [(c, lang) for lang in ("en", "de") for _, c in served["captions"][lang]] * 3
@@ -299,6 +300,8 @@ def test_config_refuses_a_public_host_without_a_token_and_short_tokens(served):
     ServeConfig(index=served["folder"], host="0.0.0.0", token=TOKEN).check()
     with pytest.raises(MlclipError, match="at least 16 characters"):
         ServeConfig(index=served["folder"], token="short").check()
+    with pytest.raises(MlclipError, match="--encoders must be at least 1, not 0"):
+        ServeConfig(index=served["folder"], encoders=0).check()
     with pytest.raises(MlclipError, match="no such index folder"):
         ServeConfig(index=served["folder"] / "nope").check()
 

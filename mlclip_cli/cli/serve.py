@@ -37,7 +37,9 @@ def serve(
     token: str = typer.Option(None, "--token", help="Bearer token the API requires (at least 16 characters) "
                               "\\[default: $MLCLIP_SERVE_TOKEN]."),
     fallback: str = typer.Option("none", "--fallback", help=FALLBACK_HELP),
-    threads: int = typer.Option(None, "--threads", min=1, help="Torch threads of the encoding worker \\[default: 1]."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Torch threads of each encoding worker \\[default: 1]."),
+    encoders: int = typer.Option(2, "--encoders", min=1,
+                                 help="Worker threads that encode and search queries (2 used both cores best here)."),
     cache: int = typer.Option(1024, "--cache", min=0, help="Query embeddings kept in an LRU (0: none)."),
 ) -> None:
     from mlclip_cli.serve import ServeConfig, require_extra, serve as run
@@ -45,7 +47,7 @@ def serve(
 
     require_extra()
     config = ServeConfig(index=index, model=model, host=host, port=port, token=token_from_env(token),
-                         fallback=fallback, threads=threads, cache_size=cache).check()
+                         fallback=fallback, threads=threads, encoders=encoders, cache_size=cache).check()
 
     def ready(info) -> None:
         out.print(f"serving {info.images:,} images with {info.model} ({', '.join(info.languages)}) at {info.url}"

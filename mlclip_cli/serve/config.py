@@ -36,6 +36,7 @@ class ServeConfig:
     # the encoding worker
     threads: int | None = None  # torch threads; None: 1 (the event loop and FAISS keep the other core)
     max_batch: int = 32  # queries encoded in one forward pass when they arrive together
+    encoders: int = 2  # worker threads that encode and search (torch and FAISS release the GIL)
     cache_size: int = 1024  # query embeddings kept (an LRU); 0: none
     thumbnail_pixels: int = 256  # the longer side of /image/...?thumb=1
 
@@ -59,6 +60,8 @@ class ServeConfig:
             raise MlclipError(f"default_k must be 1..{self.max_k}, not {self.default_k}")
         if self.cache_size < 0:
             raise MlclipError(f"--cache must be 0 (none) or more, not {self.cache_size}")
+        if self.encoders < 1:
+            raise MlclipError(f"--encoders must be at least 1, not {self.encoders}")
         if self.threads is not None and self.threads < 1:
             raise MlclipError(f"--threads must be at least 1, not {self.threads}")
         return self

@@ -1,11 +1,12 @@
-"""The search behind `mlclip serve`: one model and one index, loaded once, and one worker thread
-that owns them.
+"""The search behind `mlclip serve`: one model and one index, loaded once, and a few worker
+threads (`ServeConfig.encoders`, 2 by default) that share them.
 
-Every query goes through the worker's queue. The worker takes whatever has arrived together (up
-to `max_batch` queries), routes each text to its language (the one asked for, or language ID's),
-encodes the batch in one forward pass (`encode_mixed` groups the languages), and searches the
-index once for the whole batch. Concurrent clients therefore share forward passes instead of
-contending for the two cores, and torch never runs two models' worth of threads at once.
+Every query goes through one queue. A worker takes whatever has arrived together (up to
+`max_batch` queries), routes each text to its language (the one asked for, or language ID's),
+encodes the batch (an MLA extension runs a mixed-language batch through the frozen blocks once,
+each pack's acquirers on its own rows) and searches the index once for the whole batch. torch and
+FAISS release the GIL in their kernels, so two workers use both cores (measured: 344 against 298
+queries/s with one, and a third was slower: docs/benchmarks.md); each uses one torch thread.
 
 A small LRU of query embeddings (keyed by the text and the language asked for) saves the forward
 pass for a repeated query; `stats()` counts its hits so a load test can say how much it helped.
@@ -62,8 +63,11 @@ class SearchEngine:
         self._counts = {"queries": 0, "cache_hits": 0, "cache_misses": 0, "batches": 0, "image_queries": 0}
         self._lock = threading.Lock()  # guards _counts for readers on other threads
         self._warming = False
-        self._thread = threading.Thread(target=self._run, name="mlclip-serve-encoder", daemon=True)
-        self._thread.start()
+        self._cache_lock = threading.Lock()  # the LRU is shared by the workers
+        self._threads = [threading.Thread(target=self._run, name=f"mlclip-serve-encoder-{n}", daemon=True)
+                         for n in range(config.encoders)]
+        for thread in self._threads:
+            thread.start()
 
     # ------------------------------------------------------------------------------- requests
 
@@ -133,8 +137,10 @@ class SearchEngine:
         return counts
 
     def close(self, timeout: float = 5.0) -> None:
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout)
 
     # ------------------------------------------------------------------------------- the worker
 
@@ -142,8 +148,16 @@ class SearchEngine:
         import faiss
         import torch
 
+        from mlclip_cli.training.pretrain import attention_kernel
+
         torch.set_num_threads(self.config.torch_threads)  # the worker's own, and the process's intra-op pool
         faiss.omp_set_num_threads(self.config.torch_threads)
+        # Held for the worker's life, so the encoders' own switch to this kernel (entered and left per
+        # call, process-wide) only ever sets and restores the same choice while workers overlap.
+        with attention_kernel(torch.device("cpu")):
+            self._serve_jobs()
+
+    def _serve_jobs(self) -> None:
         while True:
             job = self._queue.get()
             if job is _STOP:
@@ -223,17 +237,19 @@ class SearchEngine:
         if not self.config.cache_size or self._warming:
             return None
         key = (text, lang)
-        found = self._cache.get(key)
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
         with self._lock:
             self._counts["cache_hits" if found is not None else "cache_misses"] += 1
-        if found is not None:
-            self._cache.move_to_end(key)
         return found
 
     def _remember(self, text: str, lang: str, vector: np.ndarray, detection: Detection) -> None:
         if not self.config.cache_size or self._warming:
             return
-        self._cache[(text, lang)] = (vector, detection)
-        while len(self._cache) > self.config.cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[(text, lang)] = (vector, detection)
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
 
