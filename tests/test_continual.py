@@ -77,7 +77,8 @@ def test_only_the_token_table_is_trained_and_the_base_model_never_changes(world,
 def test_teir_regulariser_keeps_unused_rows_bit_identical_and_plain_decay_moves_them():
     torch.manual_seed(0)
     for config, unused_move in ((TeirConfig.parse("reg"), False), (TeirConfig.parse("none"), True),
-                                (TeirConfig.parse("reg", freq="update"), False), (TeirConfig.parse("reg", freq="off"), False)):
+                                (TeirConfig.parse("reg", freq="update"), False), (TeirConfig.parse("reg", freq="off"), False),
+                                (TeirConfig.parse("reg", freq="balanced"), False)):
         table = torch.nn.Parameter(torch.randn(12, 4))
         start = table.detach().clone()
         used = torch.zeros(12, dtype=torch.bool)
@@ -119,6 +120,25 @@ def test_one_over_frequency_scales_a_row_update_only_in_the_update_variant():
     assert moved("grad", 4.0) == pytest.approx(moved("grad", 1.0), rel=1e-4)
     # ...and really weighs when it scales the update.
     assert moved("update", 4.0) == pytest.approx(moved("update", 1.0) / 4, rel=1e-4)
+
+
+def test_balanced_rule_shares_the_plain_update_out_by_one_over_frequency():
+    """freq="balanced": each used row's update is 1/f, scaled so the task's rows move as much on
+    average as without TEIR (one step of Adam moves every coordinate by lr at first)."""
+    torch.manual_seed(0)
+    table = torch.nn.Parameter(torch.zeros(4, 3))
+    usage = torch.tensor([1.0, 2.0, 4.0, 5.0])
+    used = torch.tensor([True, True, True, False])
+    config = TeirConfig.parse("reg", freq="balanced")
+    step = RowScaledStep(table, 0.0, config, row_scales(usage, used, [], config), usage)
+    optimizer = torch.optim.AdamW([{"params": [table], "weight_decay": 0.0}], lr=0.1, eps=1e-12)
+    table.sum().backward()
+    step(optimizer, 0.1)
+    moved = table.detach().abs().mean(dim=1)
+    assert moved[:3].mean().item() == pytest.approx(0.1, rel=1e-5)  # plain's average move
+    assert (moved[0] / moved[1]).item() == pytest.approx(2.0, rel=1e-5)  # shared out by 1/f
+    assert (moved[0] / moved[2]).item() == pytest.approx(4.0, rel=1e-5)
+    assert moved[3].item() == 0.0  # a row the task does not use stays put
 
 
 def test_teir_init_draws_rows_from_the_table_distribution():
@@ -279,3 +299,28 @@ def test_cli_continual_extend_and_bench(world, run_cli, tmp_path):
     assert refused.code == 1 and "cannot be removed one by one" in refused.err
     wrong = run_cli("continual", "--order", "en,de", "--teir", "sometimes", "--out", str(tmp_path / "x"), *common)
     assert wrong.code == 1 and "unknown --teir 'sometimes'" in wrong.err
+
+
+def test_a_saved_run_matches_across_a_change_of_teir_defaults_only_where_teir_acts(tmp_path):
+    """Runs saved before `balanced` became the default recorded freq "update": a plain run (TEIR's
+    regulariser off, so the rule changes nothing) is still the same run; a TEIR run is not, and
+    the refusal names what differs."""
+    import dataclasses
+    import json
+
+    from mlclip_cli.continual.runner import ContinualConfig, _differences, _fingerprint
+
+    def config(teir):
+        return ContinualConfig(manifest=tmp_path / "m.parquet", out=tmp_path / "run", order=("en", "de"),
+                               features_root=tmp_path / "features", teir=teir)
+
+    def saved_by_older_version(teir):
+        keys = json.loads(_fingerprint(config(teir)))
+        keys["teir"] = dataclasses.asdict(dataclasses.replace(teir, freq="update"))
+        return json.dumps(keys, sort_keys=True)
+
+    plain, both = TeirConfig.parse("none"), TeirConfig.parse("both")
+    assert _differences(saved_by_older_version(plain), config(plain)) == []
+    assert _differences(saved_by_older_version(both), config(both)) == ["teir"]
+    assert _differences(_fingerprint(config(both)), config(both)) == []
+    assert _differences(_fingerprint(config(both)), dataclasses.replace(config(both), order=("en", "fr"))) == ["order"]

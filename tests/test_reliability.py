@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import Killed, assert_one_line_error, kill_at, world_with_micro_clip
@@ -483,3 +484,31 @@ def test_export_check_without_onnxruntime_is_refused_before_anything_is_exported
                      "--check", str(world["manifest"]))
     assert_one_line_error(result, "--check needs onnxruntime: pip install -e '.[onnx]'")
     assert not (tmp_path / "onnx").exists()
+
+
+def test_a_run_reads_a_finished_feature_cache_that_another_run_is_checking(world, tmp_path, holder):
+    """Two runs on one workspace: the second finds the shared feature cache locked by the first.
+    A cache that already lists what it needs is read (shards are written whole); one that does
+    not is refused in one line."""
+    from mlclip_cli.artifacts import read_manifest
+    from mlclip_cli.core.pairs import load_pairs
+    from mlclip_cli.encoders import FrozenClip
+    from mlclip_cli.workspace import feature_folder
+
+    base = FrozenClip.load(world["model"], "cpu")
+    frame = read_manifest(world["manifest"]).to_pandas()
+
+    def pairs(root):
+        return load_pairs(frame, world["manifest"], ["de"], "train", True, True, base, root)[0]
+
+    alone = pairs(tmp_path / "features")  # computes the cache
+    folder = feature_folder(tmp_path / "features", world["manifest"], "train", base.image_identity)
+    first = holder(folder)
+    shared = pairs(tmp_path / "features")
+    assert np.array_equal(shared.teacher[:], alone.teacher[:]) and np.array_equal(shared.image[:], alone.image[:])
+
+    empty = feature_folder(tmp_path / "other", world["manifest"], "train", base.image_identity)
+    second = holder(empty)
+    with pytest.raises(FolderBusy, match=f"pid {second.pid}"):
+        pairs(tmp_path / "other")
+    assert first.poll() is None

@@ -44,7 +44,7 @@ def test_quick_table_prints_ours_beside_the_papers_and_writes_md_json(run_cli, t
     assert result.code == 0, result.err
     folder = tmp_path / "ws" / "quick" / "reproduce" / name
     saved = json.loads((folder / "table.json").read_text())
-    expected_rows = 5 if name == "mla-stages" else 5
+    expected_rows = 5 if name == "mla-stages" else 7
     assert len(saved["rows"]) == expected_rows and saved["paper"]["rows"]
     assert all(isinstance(v, float) for row in saved["rows"] for v in row[1:3])
     markdown = (folder / "table.md").read_text()

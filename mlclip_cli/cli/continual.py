@@ -46,9 +46,11 @@ def continual(
     method: str = typer.Option(None, "--method", hidden=True, help="Deprecated name of --learner."),
     teir: str = typer.Option("none", "--teir", help=TEIR_HELP),
     teir_reg: str = typer.Option("both", "--teir-reg", help="What TEIR's regulariser scales: grad, decay or both."),
-    teir_freq: str = typer.Option("update", "--teir-freq", help="update (1/f scales each row's update: a per-row lr; "
-                                  "the default, see docs/continual.md), grad (the paper: 1/f scales gradient and decay, "
-                                  "which Adam cancels) or off (the mask only, no 1/f)."),
+    teir_freq: str = typer.Option("balanced", "--teir-freq",
+                                  help="balanced (the default: each row's update scaled by 1/f, normalised so the task's "
+                                  "rows move as much on average as without TEIR), update (1/f per-row update, not "
+                                  "normalised), grad (the paper: 1/f scales gradient and decay, which Adam cancels) or "
+                                  "off (the mask only, no 1/f). See docs/continual.md."),
     data: str = typer.Option("world", "--data", help="Training manifest path or workspace manifest name."),
     test: str = typer.Option(None, "--test", help="Test manifest benched after each task \\[default: the workspace's xtd10; "
                              "--teacher: --data]."),

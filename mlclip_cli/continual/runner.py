@@ -140,6 +140,35 @@ def _fingerprint(config: ContinualConfig) -> str:
     return json.dumps(keys, sort_keys=True)
 
 
+def _canonical(fingerprint: str | None) -> dict:
+    """A fingerprint's settings, with TEIR's regulariser options left out when the regulariser is
+    off (they change nothing then, and their defaults may change between versions)."""
+    try:
+        keys = json.loads(fingerprint or "{}")
+    except json.JSONDecodeError:
+        return {}
+    teir = keys.get("teir")
+    if isinstance(teir, dict) and not teir.get("reg"):
+        keys["teir"] = {k: v for k, v in teir.items() if k not in ("reg_on", "freq")}
+    return keys
+
+
+def _differences(saved: str | None, config: ContinualConfig) -> list[str]:
+    """The settings in which a saved run differs from `config` (empty: the same run)."""
+    old, new = _canonical(saved), _canonical(_fingerprint(config))
+    if not old:
+        return ["all settings"]
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def settings_match(config: ContinualConfig) -> bool:
+    """Whether `config.out` holds no run, or a run of these settings (which --resume reuses)."""
+    state_dir = Path(config.out) / "extension"
+    if not snapshot.exists(state_dir):
+        return True
+    return not _differences(snapshot.read(state_dir).record.get("fingerprint"), config)
+
+
 def _batch(data: PairData, rows: np.ndarray, device: torch.device) -> Batch:
     image = None if data.image is None else torch.from_numpy(data.image[rows]).to(device)  # None: a text-only teacher
     return Batch([data.captions[r] for r in rows], data.languages[rows], torch.from_numpy(data.teacher[rows]).to(device),
@@ -360,8 +389,10 @@ def _run(config: ContinualConfig, order: list[str], learner: Learner, progress, 
     snapshot.recover(state_dir)
     saved = snapshot.read(state_dir) if snapshot.exists(state_dir) else None
     if saved is not None:
-        if saved.record.get("fingerprint") != _fingerprint(config):
-            raise MlclipError(f"{config.out} holds a continual run with other settings or data; choose another --out")
+        differ = _differences(saved.record.get("fingerprint"), config)
+        if differ:
+            raise MlclipError(f"{config.out} holds a continual run with other settings or data ({', '.join(differ)} "
+                              "differ); choose another --out")
         done, total = len(saved.record["tasks"]), 1 if learner.joint else len(order)
         if not config.resume:
             state = "a finished" if done == total else f"an unfinished ({done} of {total} languages)"

@@ -9,6 +9,8 @@ false negatives.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pandas as pd
 
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+from mlclip_cli.locks import FolderBusy
 from mlclip_cli.workspace import feature_folder
 
 
@@ -133,6 +136,15 @@ def choose_split(rows: pd.DataFrame, where: str, languages: list[str], split: st
     return rows, split
 
 
+def _lists_parts(folder: Path, parts: list[str]) -> bool:
+    """Whether the feature folder's index (written last) lists every one of `parts`."""
+    try:
+        listed = json.loads((folder / "features.json").read_text(encoding="utf-8"))["parts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all(part in listed for part in parts)
+
+
 def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], split: str | None,
                need_teacher: bool, need_images: bool, encoder, features_root: Path,
                features_dir: Path | None = None, progress=None) -> tuple[PairData, dict]:
@@ -161,9 +173,17 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
     identity = encoder.image_identity
     folder = Path(features_dir) if features_dir else feature_folder(features_root, manifest_path, split, identity)
     if features_dir is None:  # checked against the file, streamed: `manifest` may hold only some languages
-        compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=("en",) if need_teacher else (),
-                                        split=None if split == "all" else split, images=need_images),
-                         encoder=encoder, progress=progress)
+        parts = (["text-en"] if need_teacher else []) + (["image"] if need_images else [])
+        try:
+            compute_features(FeaturesConfig(manifest=manifest_path, out=folder, languages=("en",) if need_teacher else (),
+                                            split=None if split == "all" else split, images=need_images),
+                             encoder=encoder, progress=progress)
+        except FolderBusy:
+            # Another run is checking or filling the same cache. Its shards are written whole, so
+            # a cache that already lists every part this run needs is read as it is; otherwise the
+            # one-line refusal stands.
+            if not _lists_parts(folder, parts):
+                raise
     teacher = image = None
     if need_teacher:
         keys, matrix = load_features(folder, "text-en", identity)

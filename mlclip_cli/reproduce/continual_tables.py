@@ -56,9 +56,12 @@ _teir = _sequences(
      ("+ init only", "init", "cll-clip", TeirConfig.parse("init")),
      ("+ reg only", "reg", "cll-clip", TeirConfig.parse("reg")),
      ("+ TEIR (init + reg)", "teir", "cll-clip", TeirConfig.parse("both")),
+     ("+ TEIR, 1/f per-row update not normalised", "teir-update", "cll-clip", TeirConfig.parse("both", freq="update")),
+     ("+ TEIR, the mask only (no 1/f)", "teir-off", "cll-clip", TeirConfig.parse("both", freq="off")),
      ("+ TEIR, the paper's 1/f on the gradient", "teir-grad", "cll-clip", TeirConfig.parse("both", freq="grad"))],
-    "mlclip's TEIR scales each row's whole update by 1/f (--teir-freq update, the default): under Adam the paper's "
-    "1/f gradient scale cancels (measured; docs/continual.md). The last row is the paper's rule.")
+    "mlclip's TEIR scales each row's whole update by 1/f, normalised so a task's rows move as much on average as "
+    "without TEIR (--teir-freq balanced, the default). Under Adam the paper's 1/f gradient scale cancels (measured; "
+    "docs/continual.md): the last row is the paper's rule, the one before it the mask-only control.")
 
 
 register(Table(
