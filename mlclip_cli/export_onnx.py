@@ -275,9 +275,14 @@ def _write_all(work: Path, base, encoder, tokenizers, shared, languages: list[st
         text[language] = {
             "file": path.name, "tokenizer": tokenizer_file.name, "context_length": context, "inputs": inputs,
             "tokenize": rule, "sos": tokenizer.sos, "eos": tokenizer.eos, "pad": tokenizer.pad,
-            "tokenizer_note": "the extension's shared tokenizer" if tokenizer is shared
+            "tokenizer_note": "the extension's shared tokenizer" if tokenizer.tokenizer is shared.tokenizer
             else "the language's own tokenizer (the shared one + its vocabulary extension)",
         }
+        if tokenizer.segment is not None:  # the words the tokenizer was trained on come first
+            from mlclip_cli.text_segment import SEGMENTED
+
+            text[language]["segment"] = (f"split the text into words with {SEGMENTED[language]} and join them with "
+                                         "single spaces before tokenizing (mlclip_cli/text_segment.py)")
     files = {path.name: {"sha256": _sha256(path), "bytes": path.stat().st_size} for path in sorted(work.iterdir())}
     return {
         "artifact": "mlclip-onnx-export", "schema_version": 1, "format": "onnx", "opset": opset,

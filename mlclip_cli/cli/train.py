@@ -117,6 +117,8 @@ def train(
     hidden: int = typer.Option(None, "--hidden", min=1, help="Acquirer bottleneck \\[default: half the tower's width]."),
     vocab_size: int = typer.Option(None, "--vocab-size", min=300, help="Size of the BPE trained here \\[default 4000; --teacher 8000]."),
     tokenizer: str = typer.Option(None, "--tokenizer", help="Use this tokenizer instead: a tokenizer.json, a folder, or a HF name."),
+    cjk: str = typer.Option("words", "--cjk", help="Chinese and Japanese before BPE: words (split by rjieba / fugashi + "
+                            "unidic-lite, the default) or chars (each Han character a token). Recorded in the extension."),
     embedding_init: str = typer.Option(None, "--embedding-init", help="Start the shared rows from: a safetensors with one "
                                        "\\[vocab, dim] table, or 'clip' (each row the mean of the frozen CLIP's token "
                                        "rows of that token's text; the paper's Table 5 embedding init) \\[default: N(0, 0.02)]."),
@@ -136,12 +138,14 @@ def train(
     from mlclip_cli.errors import MlclipError
     from mlclip_cli.methods import get_method
     from mlclip_cli.mla.method import CLIP_INIT
+    from mlclip_cli.text_segment import check_mode
 
     ws = ctx.obj
     chosen = get_method(method)
     if chosen.train is None:  # a method that learns in sequence has no train of its own
         raise MlclipError(chosen.sequence_hint)
     check_acquirer(acquirer)
+    check_mode(cjk)
     model = teacher_model(model, teacher)
     loop = _loop(stages, nlt_steps, nlt_lr, le_steps, le_lr, batch_size, seed, eval_every, nlt_loss, le_loss,
                  text_teacher=teacher is not None, grad_accum=grad_accum, checkpoint_seconds=checkpoint_every)
@@ -153,7 +157,7 @@ def train(
         manifest=ws.find_manifest(data), out=out_dir or default_extension(ws, method), languages=language_list(langs),
         features_root=ws.features_root, model=model, hidden=hidden, vocab_size=vocab_size, tokenizer=tokenizer,
         embedding_init=init, split=split, features_dir=features_dir, resume=resume,
-        acquirer=acquirer, max_pairs=max_pairs, loop=loop,
+        acquirer=acquirer, max_pairs=max_pairs, loop=loop, cjk=cjk,
     )
     _summary(run_training_with_progress(lambda p, s, e: chosen.train(config, p, s, e)))
 

@@ -28,6 +28,7 @@ from mlclip_cli.locks import writer_lock
 from mlclip_cli.mla import packs
 from mlclip_cli.mla.model import MlaTextEncoder
 from mlclip_cli.mla.tokenizer import TextTokenizer, extend_vocabulary, load_tokenizer, tokenizer_file, train_bpe
+from mlclip_cli.text_segment import check_mode, segment
 from mlclip_cli.mla.train import (LoopConfig, LoopResult, check_losses, check_resumable, clear_state, parse_stages,
                                   run_stages, stage_schedule)
 from mlclip_cli.training import distributed
@@ -56,6 +57,9 @@ class MlaConfig:
     max_pairs: int | None = None  # at most this many training captions per language (seeded by loop.seed)
     vocab_extension: str = "auto"  # auto | always | never: may a language add tokens of its own?
     extra_tokens: int = 1000  # at most this many tokens when it does
+    # Chinese and Japanese before BPE: "words" (a segmenter, text_segment.py) or "chars" (each Han
+    # character a token, the earlier default); a given --tokenizer keeps its own pre-tokenizer.
+    cjk: str = "words"
     split: str | None = None  # training split (None: train when there is one)
     features_dir: Path | None = None  # an explicit, already computed feature folder
     resume: bool = False
@@ -195,6 +199,7 @@ def limit_pairs(data: PairData, summary: dict, max_pairs: int | None, seed: int)
 
 def _check_options(config: MlaConfig) -> None:
     check_acquirer(config.acquirer)
+    check_mode(config.cjk)
     check_losses(config.loop)
     if config.max_pairs is not None and config.max_pairs < 1:
         raise MlclipError(f"--max-pairs must be at least 1, not {config.max_pairs}")
@@ -215,7 +220,14 @@ def _new_options(config: MlaConfig, acquirer: str) -> dict:
         extra["acquirer"] = acquirer
     if config.max_pairs is not None:
         extra["max_pairs"] = config.max_pairs
+    if _cjk(config) != "chars":
+        extra["cjk"] = _cjk(config)
     return extra
+
+
+def _cjk(config: MlaConfig) -> str:
+    """How the extension splits Chinese and Japanese: a tokenizer given by the user is used as it is."""
+    return "chars" if config.tokenizer else config.cjk
 
 
 def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame | None, split: str = "all") -> TextTokenizer:
@@ -225,11 +237,12 @@ def _train_tokenizer(config: MlaConfig, rows: pd.DataFrame | None, split: str = 
     texts = []
     for language in config.languages:
         if rows is None:
-            texts += stream.sample_captions(config.manifest, language, split, TOKENIZER_SAMPLE)
-            continue
-        captions = rows[rows.language == language].caption
-        texts += captions.sample(min(TOKENIZER_SAMPLE, len(captions)), random_state=0).tolist()
-    return train_bpe(texts, config.vocab_size)
+            sample = stream.sample_captions(config.manifest, language, split, TOKENIZER_SAMPLE)
+        else:
+            captions = rows[rows.language == language].caption
+            sample = captions.sample(min(TOKENIZER_SAMPLE, len(captions)), random_state=0).tolist()
+        texts += segment(sample, language, config.cjk)
+    return train_bpe(texts, config.vocab_size, split_han=config.cjk == "chars")
 
 
 def _streamed_pairs(config: MlaConfig, languages: list[str], need_teacher: bool, need_images: bool, base, progress):
@@ -328,7 +341,7 @@ def _train_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRes
     tokenizers, notes = {}, {}
     for language in languages:
         encoder.add_pack(language)
-        tokenizers[language] = tokenizer
+        tokenizers[language] = tokenizer.for_language(language, _cjk(config))
         notes[language] = "shared vocabulary"
     encoder.to(base.device)
     val_rows = stream.read_split(config.manifest, "val") if manifest is None else manifest
@@ -363,6 +376,7 @@ def _extension_info(config: MlaConfig, base, encoder: MlaTextEncoder, tokenizer_
         "embedding_init": _init_record(config.embedding_init),  # None: N(0, 0.02); "clip"; or a table's path
         "embedding_init_rows": init_rows,  # rows the init set (clip: tokens with a text of their own)
         "shared_block_on_extension": "frozen",
+        "cjk": _cjk(config),  # words: zh/ja captions split into words before the tokenizers (text_segment.py)
     }
 
 
@@ -387,8 +401,14 @@ def open_extension(folder: Path, device: str | None = None, languages: list[str]
     own = packs.load_encoder_weights(extension, encoder, extension.languages if languages is None else languages,
                                      skip_broken)
     encoder.to(base.device).eval()
-    tokenizers = {language: tok or shared for language, tok in own.items()}
+    cjk = extension_cjk(extension.info)
+    tokenizers = {language: (tok or shared).for_language(language, cjk) for language, tok in own.items()}
     return extension, base, encoder, tokenizers, shared
+
+
+def extension_cjk(info: dict) -> str:
+    """How an extension splits Chinese and Japanese (one written before the choice: characters)."""
+    return info.get("cjk", "chars")
 
 
 def extend_mla(config: MlaConfig, progress=None, on_step=None, on_eval=None) -> MlaResult:
@@ -425,7 +445,8 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
     manifest, data, summary = _pairs(config, [language], need_teacher, need_images, base, progress)
     # the captions its vocabulary learns from: the first ones of its training rows, streamed or not
     texts = data.captions if manifest is not None else data.first_captions(TOKENIZER_SAMPLE)
-    own, added, note = _language_tokenizer(config, shared, texts, allowed=True)
+    cjk = extension_cjk(extension.info)
+    own, added, note = _language_tokenizer(config, shared, segment(texts, language, cjk), allowed=True)
     state_dir = out / "state" / language
     check_resumable(state_dir, config.resume, out)
     pack = encoder.add_pack(language, added)  # of the extension's acquirer kind (open_extension)
@@ -439,7 +460,7 @@ def _extend_mla(config: MlaConfig, runtime, progress, on_step, on_eval) -> MlaRe
         raise MlclipError(f"{out} has acquirer 'none' and '{language}' needs no tokens of its own: its pack would "
                           "have nothing to train (the shared block stays frozen on extend)")
     pack.to(base.device)
-    tokenizers[language] = own or shared
+    tokenizers[language] = (own or shared).for_language(language, cjk)
     val_rows = stream.read_split(config.manifest, "val") if manifest is None else manifest
     validation = evaluation_set(val_rows, config.manifest, [language], base, config.features_root, progress)
     encoder.train()

@@ -9,8 +9,10 @@ pack owns. The shared tokenizer file never changes, so every earlier language's 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,18 @@ class TextTokenizer:
     sos: int
     eos: int
     pad: int
+    # Splits a caption into words first (Chinese, Japanese: text_segment.py); None: as it is.
+    segment: Callable[[str], str] | None = dataclasses.field(default=None, compare=False)
+
+    def for_language(self, language: str, cjk: str) -> "TextTokenizer":
+        """This tokenizer as `language` uses it under the extension's `cjk` choice."""
+        from mlclip_cli.text_segment import segmenter_for
+
+        split = segmenter_for(language, cjk)
+        return self if split is None else dataclasses.replace(self, segment=split)
+
+    def _words(self, texts) -> list[str]:
+        return [self.segment(text) for text in texts] if self.segment is not None else list(texts)
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer) -> "TextTokenizer":
@@ -87,7 +101,7 @@ class TextTokenizer:
 
     def ids(self, texts: list[str], context_length: int) -> list[list[int]]:
         """SOS + pieces + EOS per text, pieces cut so the EOS always fits the context."""
-        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        encoded = self.tokenizer.encode_batch(self._words(texts), add_special_tokens=False)
         return [[self.sos, *e.ids[:context_length - 2], self.eos] for e in encoded]
 
     def encode(self, texts: list[str], context_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,18 +116,19 @@ class TextTokenizer:
     def byte_fallback_rate(self, texts: list[str]) -> float:
         """Share of tokens that are a lone non-ASCII byte: how badly this tokenizer knows a script."""
         vocab = {i: t for t, i in self.tokenizer.get_vocab().items()}
-        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        encoded = self.tokenizer.encode_batch(self._words(texts), add_special_tokens=False)
         total = sum(len(e.ids) for e in encoded)
         lone = sum(1 for e in encoded for i in e.ids
                    if len(vocab.get(i, "")) == 1 and _BYTE_OF.get(vocab[i], 0) >= 0x80)
         return lone / total if total else 0.0
 
 
-def train_bpe(texts: list[str], vocab_size: int) -> TextTokenizer:
-    """A byte-level BPE in CLIP's style (case kept), Han characters split apart first."""
+def train_bpe(texts: list[str], vocab_size: int, split_han: bool = True) -> TextTokenizer:
+    """A byte-level BPE in CLIP's style (case kept); `split_han`: Han characters split apart first
+    (`--cjk chars`), else BPE within the words of already segmented text (`--cjk words`)."""
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_HAN), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=True)])
+    steps = [pre_tokenizers.Split(Regex(_HAN), behavior="isolated")] if split_han else []
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([*steps, pre_tokenizers.ByteLevel(add_prefix_space=True)])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
@@ -156,7 +171,8 @@ def extend_vocabulary(shared: TextTokenizer, texts: list[str], new_tokens: int) 
     if model.get("type") != "BPE" or not isinstance(state.get("pre_tokenizer"), dict) \
             or "ByteLevel" not in json.dumps(state.get("pre_tokenizer")):
         raise MlclipError("vocabulary extension needs a byte-level BPE shared tokenizer (the kind mlclip trains)")
-    learnt = json.loads(train_bpe(texts, new_tokens + len(SPECIALS) + 256).to_json())["model"]
+    split_han = "Split" in json.dumps(state.get("pre_tokenizer"))  # learn the way the shared one did
+    learnt = json.loads(train_bpe(texts, new_tokens + len(SPECIALS) + 256, split_han).to_json())["model"]
     vocab = dict(model["vocab"])
     next_id = shared.vocab_size
     added = 0
