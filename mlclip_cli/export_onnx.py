@@ -281,8 +281,9 @@ def _write_all(work: Path, base, encoder, tokenizers, shared, languages: list[st
         if tokenizer.segment is not None:  # the words the tokenizer was trained on come first
             from mlclip_cli.text_segment import SEGMENTED
 
-            text[language]["segment"] = (f"split the text into words with {SEGMENTED[language]} and join them with "
-                                         "single spaces before tokenizing (mlclip_cli/text_segment.py)")
+            text[language]["segment_words_with"] = SEGMENTED[language]
+            text[language]["segment_note"] = (f"split the text into words with {SEGMENTED[language]} and join them "
+                                              "with single spaces before tokenizing (mlclip_cli/text_segment.py)")
     files = {path.name: {"sha256": _sha256(path), "bytes": path.stat().st_size} for path in sorted(work.iterdir())}
     return {
         "artifact": "mlclip-onnx-export", "schema_version": 1, "format": "onnx", "opset": opset,
@@ -322,11 +323,15 @@ class ExportTokenizer:
             raise MlclipError(f"{export_dir}: no text encoder for '{language}' (it has {', '.join(manifest['text'])})")
         if entry.get("tokenizer") is None:
             raise MlclipError(f"{export_dir}: '{language}' has no tokenizer file ({entry.get('tokenizer_note')})")
-        self.entry = entry
+        self.entry, self.language = entry, language
         self.tokenizer = Tokenizer.from_file(str(export_dir / entry["tokenizer"]))
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         entry, cut = self.entry, self.entry["context_length"] - 2
+        if entry.get("segment_words_with"):  # Chinese and Japanese: words first, as the extension trained
+            from mlclip_cli.text_segment import segment
+
+            texts = segment(list(texts), self.language, "words")
         rows = [[entry["sos"], *e.ids[:cut], entry["eos"]]
                 for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
         ids = np.full((len(rows), max(len(r) for r in rows)), entry["pad"], dtype=np.int64)
