@@ -166,3 +166,17 @@ def test_split_han_makes_each_han_or_kana_character_a_word_and_changes_nothing_e
     assert len(whole.encode(chinese[0])) == 1 < len(pieces)  # without the split the phrase is one token
     again = ClipVocabulary.from_json(split.to_json(), tok)
     assert again.split_han and again.encode(chinese[0]) == split.encode(chinese[0]) and learnt.merges
+
+
+def test_cjk_words_split_unspaced_chinese_and_japanese_into_words_and_are_saved():
+    from open_clip.tokenizer import SimpleTokenizer
+
+    base = SimpleTokenizer()
+    words = ClipVocabulary(base, cjk_words=True)
+    chars = ClipVocabulary(base, split_han=True)
+    assert len(words._words("黄色小菱形")) == 3 and len(chars._words("黄色小菱形")) == 5  # 黄色 / 小 / 菱形
+    assert words.encode("a red circle") == chars.encode("a red circle") == base.encode("a red circle")
+    japanese = words._words("左上に黄色い小さなひし形があります")
+    assert len(japanese) == 8  # 左上 / に / 黄色い / 小さな / ひし形 / が / あり / ます
+    again = ClipVocabulary.from_json(words.to_json(), base)
+    assert again.cjk_words and again.encode("黄色小菱形") == words.encode("黄色小菱形")

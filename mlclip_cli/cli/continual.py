@@ -66,6 +66,8 @@ def continual(
     split_han: bool = typer.Option(True, "--split-han/--no-split-han", help="Make each Han/kana character a word before BPE "
                                    "(CLIP's regex keeps unspaced Chinese/Japanese phrases whole, and 100 steps cannot "
                                    "train their 8k phrase tokens); --no-split-han: CLFM's pre-tokenisation."),
+    cjk: str = typer.Option("words", "--cjk", help="Chinese and Japanese before BPE: words (rjieba / fugashi + unidic-lite, "
+                            "the default; before --split-han) or chars (--split-han decides)."),
     memory: int = typer.Option(8000, "--memory", min=1, help="er: captions kept from earlier languages."),
     ewc_lambda: float = typer.Option(1000.0, "--ewc-lambda", help="ewc: penalty weight."),
     split: str = typer.Option(None, "--split", help="Training split \\[default: train when the manifest has one]."),
@@ -78,6 +80,7 @@ def continual(
     from mlclip_cli.continual.learners import Settings
     from mlclip_cli.continual.runner import TEXT_LOOP, ContinualConfig, TaskLoop, run_continual
     from mlclip_cli.continual.teir import TeirConfig
+    from mlclip_cli.text_segment import check_mode
 
     ws = ctx.obj
     if method is not None:  # the learner was first chosen with --method, which now names the method only
@@ -99,5 +102,5 @@ def continual(
         test_manifest=ws.find_manifest(test) if test else ws.find_manifest(data) if teacher else default_test_manifest(ws),
         test_split=test_split or ("val" if teacher else "test"),
         loop=loop, settings=Settings(memory=memory, ewc_lambda=ewc_lambda), vocab_budget=vocab_budget,
-        split_han=split_han, split=split, resume=resume, keep_steps=keep_steps)
+        split_han=split_han, cjk=check_mode(cjk), split=split, resume=resume, keep_steps=keep_steps)
     print_result(run_sequence_with_progress(lambda p, s, t: run_continual(config, p, s, t)))

@@ -139,11 +139,11 @@ class WordPieceVocabulary(GrownVocabulary):
         return vocab
 
 
-def vocabulary_for(clip, split_han: bool, saved_json: str | None = None):
+def vocabulary_for(clip, split_han: bool, saved_json: str | None = None, cjk: str = "chars"):
     """The dynamic vocabulary of a base: CLIP's BPE (ClipVocabulary) or a HF WordPiece."""
     from mlclip_cli.continual.vocab import ClipVocabulary
 
     if clip.kind == "text":
         return WordPieceVocabulary.from_json(saved_json, clip.tokenizer) if saved_json else WordPieceVocabulary(clip.tokenizer)
     return (ClipVocabulary.from_json(saved_json, clip.tokenizer) if saved_json
-            else ClipVocabulary(clip.tokenizer, split_han=split_han))
+            else ClipVocabulary(clip.tokenizer, split_han=split_han, cjk_words=cjk == "words"))

@@ -88,6 +88,7 @@ class ContinualConfig:
     vocab_budget: int = VOCAB_BUDGET
     dynamic_vocab: bool = True
     split_han: bool = True  # each Han/kana character its own word before BPE (see vocab.py; measured in benchmarks.md)
+    cjk: str = "words"  # words: Chinese and Japanese split into words first (text_segment.py; before split_han)
     split: str | None = None  # training split (None: train when there is one)
     resume: bool = False  # continue an unfinished run (or reuse a finished one)
     keep_steps: bool = False  # also keep each step's state under steps/
@@ -135,7 +136,7 @@ def _fingerprint(config: ContinualConfig) -> str:
     # "method" is the learner's old key: kept so that an unfinished run of an earlier version resumes
     keys = {"order": list(config.order), "method": config.learner, "teir": asdict(config.teir), "model": config.model,
             "loop": asdict(config.loop), "settings": asdict(config.settings), "vocab_budget": config.vocab_budget,
-            "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han, "split": config.split,
+            "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han, "cjk": config.cjk, "split": config.split,
             "manifest": str(Path(config.manifest).resolve())}
     return json.dumps(keys, sort_keys=True)
 
@@ -147,6 +148,7 @@ def _canonical(fingerprint: str | None) -> dict:
         keys = json.loads(fingerprint or "{}")
     except json.JSONDecodeError:
         return {}
+    keys.setdefault("cjk", "chars")  # a run saved before the choice split characters
     teir = keys.get("teir")
     if isinstance(teir, dict) and not teir.get("reg"):
         keys["teir"] = {k: v for k, v in teir.items() if k not in ("reg_on", "freq")}
@@ -370,7 +372,7 @@ def _info(config: ContinualConfig, run: _Run, learner: Learner, languages: list[
                     "clip_rows": encoder.clip_rows, "hidden": encoder.hidden, "acquirers": list(encoder.acquirers),
                     "context_length": encoder.tower.context_length},
         "settings": asdict(config.settings), "loop": asdict(config.loop), "vocab_budget": config.vocab_budget,
-        "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han,
+        "dynamic_vocab": config.dynamic_vocab, "split_han": config.split_han, "cjk": config.cjk,
     }
 
 
@@ -446,10 +448,10 @@ def _extend(config: ExtendConfig, progress, on_step, on_task) -> ContinualResult
         test_manifest=config.test_manifest, test_split=config.test_split,
         loop=loop if config.steps is None else replace(loop, steps=config.steps), settings=learner.settings,
         vocab_budget=info.get("vocab_budget", VOCAB_BUDGET), dynamic_vocab=info.get("dynamic_vocab", True),
-        split_han=info.get("split_han", False),
+        split_han=info.get("split_han", False), cjk=info.get("cjk", "chars"),
         split=config.split, resume=True, device=config.device)
     if again:  # the same command again (after a kill once its state was in place): nothing left to do
-        if saved.record.get("fingerprint") != _fingerprint(run_config):
+        if _differences(saved.record.get("fingerprint"), run_config):
             raise MlclipError(already)
         _log.info(f"{folder}: '{config.language}' is already its last language, learnt with these settings: "
                   "nothing to do")
@@ -478,7 +480,7 @@ def _sequence(config: ContinualConfig, learner: Learner, order: list[str], state
     torch.manual_seed(config.loop.seed)
     runtime = distributed.current(config.device)
     base = FrozenClip.load(config.model, str(runtime.device))
-    vocabulary = vocabulary_for(base.clip, config.split_han, saved.vocabulary_json if saved else None)
+    vocabulary = vocabulary_for(base.clip, config.split_han, saved.vocabulary_json if saved else None, config.cjk)
     run = _Run(config, learner, base, vocabulary)
     records = [TaskRecord(**task) for task in saved.record["tasks"]] if saved else []
     seconds = saved.record.get("seconds", 0.0) if saved else 0.0

@@ -24,6 +24,17 @@ ARTIFACT = "mlclip-clip-vocabulary"
 SCHEMA_VERSION = 1
 Pair = tuple[str, str]
 # One Han, Hiragana or Katakana character, or a run of anything else.
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]")
+_KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
+
+
+def _cjk_words(word: str) -> list[str]:
+    """An unspaced run with Han or kana split into words: Japanese when it has kana, else Chinese."""
+    from mlclip_cli.text_segment import segmenter
+
+    return segmenter("ja" if _KANA.search(word) else "zh")(word).split(" ")
+
+
 _HAN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]|[^\p{Han}\p{Hiragana}\p{Katakana}]+")
 ENCODED_CACHE = 500_000  # captions whose ids are kept
 
@@ -103,8 +114,12 @@ class ClipVocabulary(GrownVocabulary):
 
     pad = 0  # the id batches are padded with (never read: pooling is at the EOS position)
 
-    def __init__(self, base: SimpleTokenizer, additions: Sequence[LearnedTokens] = (), split_han: bool = False) -> None:
+    def __init__(self, base: SimpleTokenizer, additions: Sequence[LearnedTokens] = (), split_han: bool = False,
+                 cjk_words: bool = False) -> None:
         self.base = base
+        # cjk_words: an unspaced Chinese or Japanese run is split into words (text_segment.py: kana
+        # in it means Japanese), then BPE works within the words, as MLA's --cjk words does.
+        self.cjk_words = cjk_words
         # CLIP's regex keeps an unspaced run of Han/kana as one "word", so BPE on Chinese or
         # Japanese learns whole-phrase tokens; split_han makes each such character a word (as
         # BERT does). It changes no text without those characters, English included.
@@ -243,13 +258,13 @@ class ClipVocabulary(GrownVocabulary):
     def to_json(self) -> str:
         """The additions, with a fingerprint of the base tokenizer."""
         return json.dumps({"artifact": ARTIFACT, "schema_version": SCHEMA_VERSION, "base": self._fingerprint,
-                           "split_han": self.split_han, "additions": [asdict(a) for a in self.additions]}, ensure_ascii=False, indent=1)
+                           "split_han": self.split_han, "cjk_words": self.cjk_words, "additions": [asdict(a) for a in self.additions]}, ensure_ascii=False, indent=1)
 
     @classmethod
     def from_json(cls, text: str, base: SimpleTokenizer) -> ClipVocabulary:
         """Rebuild from `to_json` on the same base; ArtifactError on anything else."""
         doc = cls.read_document(text, ARTIFACT, SCHEMA_VERSION)
-        vocab = cls(base, split_han=bool(doc.get("split_han", False)))
+        vocab = cls(base, split_han=bool(doc.get("split_han", False)), cjk_words=bool(doc.get("cjk_words", False)))
         if doc.get("base") != vocab._fingerprint:
             raise ArtifactError("vocabulary: built on another base tokenizer (size, sot, eot or merges differ)")
         try:
@@ -296,7 +311,9 @@ class ClipVocabulary(GrownVocabulary):
         """Pre-tokenise as SimpleTokenizer.encode: clean, split by its regex, bytes to unicode."""
         enc = self.base.byte_encoder
         words = self.base.pat.findall(_cleaned(self.base.clean_fn, text))
-        if self.split_han:
+        if self.cjk_words:
+            words = [part for word in words for part in (_cjk_words(word) if _CJK.search(word) else (word,))]
+        elif self.split_han:
             words = [part for word in words for part in (_HAN.findall(word) if _HAN.search(word) else (word,))]
         return ["".join(enc[b] for b in t.encode("utf-8")) for t in words]
 
