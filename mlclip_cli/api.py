@@ -235,17 +235,25 @@ class SearchResult:
                 "results": [{"rank": h.rank, "path": h.path, "score": round(h.score, 6)} for h in self.results]}
 
 
-def search(config: SearchConfig, model: Model | None = None, index: Index | None = None) -> SearchResult:
-    """The k images of an index nearest a text (in its named or detected language) or an image.
-    `model` / `index`: already loaded ones (a server keeps them); otherwise loaded from the config."""
-    config.check()
-    index = index or Index.load(config.index)
+def open_search(config, model: Model | None = None, index: Index | None = None) -> tuple[Model, Index]:
+    """The index `config.index` names and the model that searches it (`config.model`, else the one
+    the index records), checked to belong together; `model` / `index`: already loaded ones.
+    `config`: anything with index, model, device, fallback and langid_backend (search, serve)."""
+    index = index if index is not None else Index.load(config.index)
     if model is None:
         spec = config.model or index.model
         if spec is None:
             raise MlclipError(f"{config.index}: the index records no model: pass --model")
         model = load(spec, device=config.device, fallback=config.fallback, langid_backend=config.langid_backend)
     index.check_model(model)
+    return model, index
+
+
+def search(config: SearchConfig, model: Model | None = None, index: Index | None = None) -> SearchResult:
+    """The k images of an index nearest a text (in its named or detected language) or an image.
+    `model` / `index`: already loaded ones (a server keeps them); otherwise loaded from the config."""
+    config.check()
+    model, index = open_search(config, model, index)
     if config.image is not None:
         vector = model.encode_image(config.image)
         return SearchResult(str(config.image), None, None, index.search(vector, config.k)[0], model.spec, config.index)

@@ -24,7 +24,7 @@ import posixpath
 import re
 import tarfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,8 +353,23 @@ def _fill(record: Record, text: str | None, meta: dict, where_txt: str) -> None:
         record.problem = ("empty_caption", f"no caption ({where_txt} absent or unreadable, no 'caption' in .json)")
 
 
-def folder_records(folder: Path) -> Iterator[list[Record]]:
+def _in_batches(records: Iterable[Record]) -> Iterator[list[Record]]:
+    """`records` in lists of BATCH (the last one shorter)."""
     batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def folder_records(folder: Path) -> Iterator[list[Record]]:
+    yield from _in_batches(_folder_records(folder))
+
+
+def _folder_records(folder: Path) -> Iterator[Record]:
     for here, stem, parts in _samples(folder):
         record = Record(where=(here / parts.get("image", stem)).relative_to(folder).as_posix(), caption=None,
                         image_id=(here / stem).relative_to(folder).as_posix())
@@ -370,12 +385,7 @@ def folder_records(folder: Path) -> Iterator[list[Record]]:
         text = _read_text(here / parts[".txt"]) if ".txt" in parts else None
         meta = _sidecar_json(_read_text(here / parts[".json"])) if ".json" in parts else {}
         _fill(record, text, meta, f"{stem}.txt")
-        batch.append(record)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        yield record
 
 
 def _samples(folder: Path) -> Iterator[tuple[Path, str, dict[str, str]]]:
@@ -416,15 +426,8 @@ def shard_paths(source: Path) -> list[Path]:
 
 def webdataset_records(source: Path, warn: Callable[[str], None]) -> Iterator[list[Record]]:
     base = source if source.is_dir() else source.parent
-    batch: list[Record] = []
-    for tar_path in shard_paths(source):
-        for record in _shard(tar_path, tar_path.relative_to(base).as_posix(), warn):
-            batch.append(record)
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+    yield from _in_batches(record for tar_path in shard_paths(source)
+                           for record in _shard(tar_path, tar_path.relative_to(base).as_posix(), warn))
 
 
 def _shard(path: Path, rel: str, warn: Callable[[str], None]) -> Iterator[Record]:

@@ -35,7 +35,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from mlclip_cli.api import AUTO, Model, load
+from mlclip_cli.api import AUTO, Model, open_search
 from mlclip_cli.collection import Index
 from mlclip_cli.errors import MlclipError
 from mlclip_cli.serve.config import ServeConfig
@@ -56,14 +56,7 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 def load_for(config: ServeConfig, model: Model | None = None, index: Index | None = None) -> tuple[Model, Index]:
     """The index and model the config names (or the ones given), checked to belong together."""
-    index = index if index is not None else Index.load(config.index)
-    if model is None:
-        spec = config.model or index.model
-        if spec is None:
-            raise MlclipError(f"{config.index}: the index records no model: pass --model")
-        model = load(spec, device=config.device, fallback=config.fallback, langid_backend=config.langid_backend)
-    index.check_model(model)
-    return model, index
+    return open_search(config, model, index)
 
 
 class BearerAuth:
