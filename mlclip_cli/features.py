@@ -264,16 +264,26 @@ def _compute(config: FeaturesConfig, encoder: FrozenClip | None, progress, manif
     return result
 
 
-def _indexed_shards(folder: Path, part: str) -> int:
-    """How many shards of `part` the folder's features.json (written last) lists: a folder without
-    it, or without the part in it, was left by a run that did not finish."""
+def listed_parts(folder: Path) -> dict[str, dict] | None:
+    """The parts a feature folder's features.json (written last) lists, or None when it has no
+    readable one (a `features` run that did not finish, or a folder of something else)."""
     try:
-        index = json.loads((folder / "features.json").read_text(encoding="utf-8"))
-        return int(index["parts"][part]["shards"])
-    except FileNotFoundError:
-        raise ArtifactError(f"{folder}: no features.json (a `mlclip features` run was stopped before it finished); "
-                            "run the same command again: the finished shards are kept") from None
+        parts = json.loads((Path(folder) / "features.json").read_text(encoding="utf-8"))["parts"]
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return parts if isinstance(parts, dict) else None
+
+
+def _indexed_shards(folder: Path, part: str) -> int:
+    """How many shards of `part` the folder's features.json lists: a folder without it, or without
+    the part in it, was left by a run that did not finish."""
+    parts = listed_parts(folder)
+    if parts is None:
+        raise ArtifactError(f"{folder}: no features.json (a `mlclip features` run was stopped before it finished); "
+                            "run the same command again: the finished shards are kept")
+    try:
+        return int(parts[part]["shards"])
+    except (KeyError, TypeError, ValueError):
         raise ArtifactError(f"{folder}: features.json does not list '{part}' (a `mlclip features` run was stopped or "
                             "the file was changed); run `mlclip features` again") from None
 

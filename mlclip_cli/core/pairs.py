@@ -9,7 +9,6 @@ false negatives.
 
 from __future__ import annotations
 
-import json
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlclip_cli.errors import MlclipError
-from mlclip_cli.features import FeaturesConfig, compute_features, load_features
+from mlclip_cli.features import FeaturesConfig, compute_features, listed_parts, load_features
 from mlclip_cli.locks import FolderBusy
 from mlclip_cli.workspace import feature_folder
 
@@ -136,15 +135,6 @@ def choose_split(rows: pd.DataFrame, where: str, languages: list[str], split: st
     return rows, split
 
 
-def _lists_parts(folder: Path, parts: list[str]) -> bool:
-    """Whether the feature folder's index (written last) lists every one of `parts`."""
-    try:
-        listed = json.loads((folder / "features.json").read_text(encoding="utf-8"))["parts"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return all(part in listed for part in parts)
-
-
 def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str], split: str | None,
                need_teacher: bool, need_images: bool, encoder, features_root: Path,
                features_dir: Path | None = None, progress=None) -> tuple[PairData, dict]:
@@ -182,7 +172,7 @@ def load_pairs(manifest: pd.DataFrame, manifest_path: Path, languages: list[str]
             # Another run is checking or filling the same cache. Its shards are written whole, so
             # a cache that already lists every part this run needs is read as it is; otherwise the
             # one-line refusal stands.
-            if not _lists_parts(folder, parts):
+            if not set(parts) <= set(listed_parts(folder) or {}):
                 raise
     teacher = image = None
     if need_teacher:
