@@ -1,4 +1,4 @@
-"""Retrieval metrics (DESIGN.md section 2) as pure functions.
+"""Retrieval metrics (as CLIP_benchmark and the papers define them) as pure functions.
 
 Similarity is the cosine of L2-normalised embeddings. Text->image: each caption is a query and
 hits at k when its image is in the top k. Image->text: each image is a query and hits at k when
@@ -66,7 +66,7 @@ def retrieval_metrics(text: np.ndarray, image: np.ndarray, caption_image: np.nda
 
 
 def paired_text_ranks(queries: np.ndarray, gallery: np.ndarray, query_pairs, gallery_pairs) -> np.ndarray:
-    """Text->text (DESIGN.md section 2): 0-based rank of the best-ranked gallery sentence sharing the
+    """Text->text: 0-based rank of the best-ranked gallery sentence sharing the
     query's pair_id (its translation) among all gallery sentences; ties count against the query.
     A query without a translation in the gallery gets the int64 maximum (never a hit)."""
     queries, gallery = _normalise(queries), _normalise(gallery)

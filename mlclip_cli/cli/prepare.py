@@ -55,7 +55,7 @@ Data sets:
 Output: WORKSPACE/manifests/DATASET.parquet and .summary.json, unless --out is given.
 Layouts and licences: data_manifests/DATASET.json and docs/datasets.md.
 
-Examples: [bold]mlclip prepare xtd10 --root ../shared/data/xtd10 --images coco2014/[/]
+Examples: [bold]mlclip prepare xtd10 --root data/xtd10 --images coco2014/[/]
           [bold]mlclip prepare world --root mlclip-workspace/data/world[/]  (generates it)
           [bold]mlclip prepare pairs --from photos.csv --lang de[/]  (your own data)"""
 

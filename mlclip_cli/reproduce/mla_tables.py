@@ -93,7 +93,7 @@ register(Table(
     name="mla-stages", reproduces="MLA Table 4",
     summary="Which training stages matter: NLT only / LE only / NLT+LE together / NLT->LE / NLT->NLT+LE.",
     paper=PaperFigures(
-        source="MLA paper Table 4, German, as recorded in DESIGN.md",
+        source="MLA paper Table 4, German, as its text reports it",
         columns=["stages", "de"], rows=[["NLT -> LE", "78.7"], ["NLT only", "76.3"], ["NLT+LE together", "71.1"],
                                         ["LE only", "68.2"], ["NLT -> NLT+LE", "no better than NLT -> LE"]],
         claim="NLT -> LE > NLT only > NLT+LE together > LE only; adding NLT to the second stage does not help."),
@@ -124,7 +124,7 @@ _register_unread(
     "Without language acquirers (only the shared embeddings train), with an embedding init, and a "
     "linear acquirer against the MLP of the same size.",
     "Removing the acquirers costs the most; the embedding initialisation adds only "
-    "+0.3 to +1.5 mean recall (DESIGN.md); the MLP acquirer beats a linear one of the "
+    "+0.3 to +1.5 mean recall (the paper's text); the MLP acquirer beats a linear one of the "
     "same size.",
     "embedding init +0.3 to +1.5 mean recall; no acquirers and linear acquirers worse", _ablation)
 

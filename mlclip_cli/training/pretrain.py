@@ -147,7 +147,7 @@ def pretrain(config: PretrainConfig, on_step: Callable[[int, int, float], None] 
     torch.manual_seed(config.seed)
     model = create_untrained(config.model_name)
     if hasattr(model.visual, "positional_embedding"):
-        # A larger start lets the small ViT learn where things are (DESIGN.md section 6).
+        # A larger start lets the small ViT learn where things are.
         model.visual.positional_embedding.data.mul_(10.0)
     model.to(runtime.device).train()
     cfg = model.visual.preprocess_cfg
