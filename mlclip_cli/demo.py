@@ -321,5 +321,5 @@ def run_demo(config: DemoConfig, on_step: Callable[[StepResult], None] | None = 
     continual = {key.split("-", 1)[1]: value for key, value in state.results.items() if key.startswith("continual-")}
     demo = DemoResult(results, state.zero_shot, state.results.get("mla"), continual)
     if demo.zero_shot is not None:
-        demo.report = write_report(config.space.root / "report", demo)
+        demo.report = write_report(config.space.root / "report", demo, "mlclip demo --quick" if config.quick else "mlclip demo")
     return demo

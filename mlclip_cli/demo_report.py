@@ -135,9 +135,11 @@ def _markdown(demo, rows: list[dict], sequences: dict, plots: dict[str, Path]) -
     return "\n".join(lines)
 
 
-def write_report(folder: Path, demo) -> DemoReport:
-    """Write the report folder for a finished demo (every file atomic)."""
+def write_report(folder: Path, demo, command: str = "mlclip demo") -> DemoReport:
+    """Write the report folder for a finished demo (every file atomic); `command` is recorded with the
+    commit, machine and date, so figures rendered from report.json say where they were measured."""
     from mlclip_cli.continual.scores import plot_heatmap
+    from mlclip_cli.provenance import provenance
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,6 +151,7 @@ def write_report(folder: Path, demo) -> DemoReport:
         plots[key] = plot_heatmap(run.summary, R1, folder / f"forgetting_{key}.png",
                                   f"{METHOD_LABELS[key]}: t2i R@1 after each language")
     json_path = write_json(folder / "report.json", {
+        "provenance": provenance(command),
         "steps": [{"name": s.name, "command": s.command, "status": s.status, "detail": s.detail,
                    "seconds": round(s.seconds, 1)} for s in demo.steps],
         "languages": rows, "sequences": sequences,

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mlclip_cli"
 
 # Bottom first. A module may import its own layer or a lower one.
 LAYERS = (
-    ("foundation", {"mlclip_cli", "errors", "atomic", "registry", "text", "text_segment", "images", "metrics", "workspace",
+    ("foundation", {"mlclip_cli", "errors", "atomic", "registry", "text", "text_segment", "provenance", "images", "metrics", "workspace",
                     "artifacts", "feature_shards", "search", "retrieval", "xtd10_layout", "locks", "text_files", "inputs",
                     "faults"}),
     ("data", {"world", "datasets"}),
