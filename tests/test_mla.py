@@ -285,3 +285,24 @@ def test_bench_with_an_extension_reuses_the_frozen_image_features(world, extensi
     assert len(folders) == 2  # the frozen model's, and the extension's text features
     mla_folder = next(p for p in folders if p.name.endswith(slug(f"+mla-{extension['result'].cards['de']['shared_sha256'][:12]}")))
     assert not list(mla_folder.glob("image-*.parquet")) and list(mla_folder.glob("text-de-*.parquet"))
+
+
+def test_an_extension_from_a_newer_mlclip_or_of_another_kind_is_refused_in_one_line(extension, tmp_path):
+    import json
+    import shutil
+
+    from mlclip_cli.core.extension import read_extension
+    from mlclip_cli.errors import ArtifactError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(extension["out"], copy)
+    index = json.loads((copy / "extension.json").read_text())
+    (copy / "extension.json").write_text(json.dumps({**index, "schema_version": 99}))
+    with pytest.raises(ArtifactError, match=r"version 99, newer than this mlclip .* upgrade mlclip"):
+        read_extension(copy)
+    (copy / "extension.json").write_text(json.dumps({**index, "artifact": "mlclip-index"}))
+    with pytest.raises(ArtifactError, match="a 'mlclip-index', not an extension index"):
+        read_extension(copy)
+    legacy = {key: value for key, value in index.items() if key not in ("artifact", "schema_version")}
+    (copy / "extension.json").write_text(json.dumps(legacy))  # a folder older than the keys: version 1
+    assert read_extension(copy).languages == ["de", "ru"]

@@ -93,7 +93,15 @@ def read_json_object(path: Path, what: str) -> dict:
 
 def read_index(folder: Path) -> dict:
     """extension.json of `folder`, checked to hold every key an index has."""
-    info = read_json_object(Path(folder) / EXTENSION_FILE, "extension index")
+    path = Path(folder) / EXTENSION_FILE
+    info = read_json_object(path, "extension index")
+    # folders written before these keys existed have neither: read them as version 1
+    if info.get("artifact", EXTENSION_ARTIFACT) != EXTENSION_ARTIFACT:
+        raise ArtifactError(f"{path}: a '{info['artifact']}', not an extension index")
+    version = info.get("schema_version", 1)
+    if not isinstance(version, int) or version > EXTENSION_SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: extension format version {version}, newer than this mlclip "
+                            f"{__version__} reads (up to {EXTENSION_SCHEMA_VERSION}); upgrade mlclip")
     for key in INDEX_KEYS:
         if key not in info:
             raise ArtifactError(f"{Path(folder) / EXTENSION_FILE}: key '{key}' is missing")
