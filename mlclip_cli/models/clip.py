@@ -135,7 +135,13 @@ def _open_clip_name(spec: str) -> LoadedClip:
     try:
         model = open_clip.create_model(name, pretrained=pretrained)
     except Exception as exc:  # hub access or a bad file: one line, not a traceback
-        raise MlclipError(f"cannot load {spec}: {exc}") from None
+        if looks_like_path(pretrained):
+            raise MlclipError(f"cannot load {spec}: {exc}") from None
+        reason = str(exc).splitlines()[0].split(". ")[0]
+        raise MlclipError(f"cannot load {spec}: the weights '{pretrained}' come from the hub and could not be "
+                          f"fetched ({reason}); without network, pass a local file: "
+                          f"'{name}:/path/weights.safetensors' (HF_HUB_OFFLINE=1 fails at once instead of "
+                          "retrying)") from None
     return _finish(model, name, spec)
 
 
