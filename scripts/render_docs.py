@@ -155,7 +155,32 @@ def real_text(data: dict) -> list[str]:
     return lines
 
 
+def share_of_english(data: dict) -> list[str]:
+    """A bench result (t2i) per language: R@1 both ways, mean recall, and each as a share of English's."""
+    english = data["languages"]["en"]["metrics"]
+    lines = ["| language | text->image R@1 | of English's | image->text R@1 | mean recall | of English's |",
+             "|---|---|---|---|---|---|"]
+    for language, entry in data["languages"].items():
+        m = entry["metrics"]
+        lines.append(f"| {language} | {m['image_retrieval_recall@1']:.1f} | "
+                     f"{100 * m['image_retrieval_recall@1'] / english['image_retrieval_recall@1']:.1f}% | "
+                     f"{m['text_retrieval_recall@1']:.1f} | {m['mean_recall']:.1f} | "
+                     f"{100 * m['mean_recall'] / english['mean_recall']:.1f}% |")
+    return lines
+
+
+def demo_steps(data: dict) -> list[str]:
+    """The demo's steps with the seconds its own timer gave each (report.json)."""
+    lines = ["| step | command | seconds |", "|---|---|---|"]
+    for step in data["steps"]:
+        lines.append(f"| {step['name']} | `{step['command']}` | {step['seconds']:.0f} |")
+    lines.append(f"| **total of the steps** | | **{sum(step['seconds'] for step in data['steps']):.0f}** |")
+    return lines
+
+
 TABLES: dict[str, Callable[[Any], list[str]]] = {
+    "demo-steps": demo_steps,
+    "share-of-english": share_of_english,
     "demo-languages": demo_languages,
     "demo-mean-recall": demo_mean_recall,
     "real-text": real_text,

@@ -128,6 +128,8 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
             entry["routed"] = dict(sorted(routed.routing.get(language, {}).items()))
             entry["routing_accuracy"] = routed.accuracy(language)
 
+    from mlclip_cli.provenance import provenance
+
     now = dt.datetime.now(dt.timezone.utc)
     result = {
         "artifact": "bench", "schema_version": BENCH_SCHEMA_VERSION, "task": config.task, "benchmark": benchmark.name,
@@ -135,7 +137,8 @@ def run_bench(config: BenchConfig, encoder: FrozenClip | None = None,
         "subset": config.subset, "model": config.model, "model_identity": identity,
         "text_encoder": getattr(encoder, "name", "frozen"), "index": config.index,
         "captions_policy": POLICIES[config.task], "lang": config.lang, "created": now.isoformat(timespec="seconds"),
-        "mlclip_version": __version__, "languages": per_language,
+        "mlclip_version": __version__, "provenance": provenance(),
+        "languages": per_language,
         "average": {key: float(np.mean([v["metrics"][key] for v in per_language.values()]))
                     for key in TASK_KEYS[config.task]},
     }
