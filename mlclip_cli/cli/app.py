@@ -26,7 +26,7 @@ from mlclip_cli.training.interrupts import Interrupted
 
 app = typer.Typer(
     name="mlclip",
-    help="Teach an English CLIP new languages cheaply, without retraining it and without forgetting.",
+    help="Teach an English CLIP new languages by training small add-ons, without retraining it and without forgetting.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
