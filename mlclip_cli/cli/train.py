@@ -109,7 +109,7 @@ def train(
     model: str = typer.Option(None, "--model", help=MODEL_HELP + " \\[default: mlclip-tiny]"),
     teacher: str = typer.Option(None, "--teacher", help=TEACHER_HELP),
     stages: str = typer.Option("nlt,le", "--stages", help=STAGES_HELP),
-    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 900; --teacher 600; paper 117,150]."),
+    nlt_steps: int = typer.Option(None, "--nlt-steps", min=1, help="Steps of the NLT stage \\[world default 900; --teacher 1300; paper 117,150]."),
     nlt_lr: float = typer.Option(None, "--nlt-lr", help="Peak lr of NLT \\[world 2e-3; paper 1e-4]."),
     le_steps: int = typer.Option(None, "--le-steps", min=1, help="Steps of the LE stage \\[world 100; paper 11,715]."),
     le_lr: float = typer.Option(None, "--le-lr", help="Peak lr of LE \\[world 1e-4; paper 3e-6]."),
