@@ -117,6 +117,7 @@ def inline(spec: str) -> str:
 
 # --- tables -----------------------------------------------------------------------------------------
 
+XTD10_ORDER = ("en", "de", "fr", "es", "it", "ru", "pl", "tr", "ko", "zh", "ja")  # the order the pages use
 DEMO_ROWS = (("zero-shot English CLIP", "zero_shot"), ("MLA (ko added later by `extend`)", "mla"),
              ("CLL-CLIP, plain (en -> it -> de -> fr -> es)", "cll_clip"), ("CLL-CLIP + TEIR", "cll_clip_teir"))
 
@@ -127,7 +128,9 @@ def _cell(value: Any) -> str:
 
 def demo_languages(data: dict, metric: str = "image_retrieval_recall@1") -> list[str]:
     """The demo's closing table: one column per non-English language, one row per method."""
-    languages = [row for row in data["languages"] if row["language"] != "en"]
+    order = {code: i for i, code in enumerate(XTD10_ORDER)}
+    languages = sorted((row for row in data["languages"] if row["language"] != "en"),
+                       key=lambda row: order.get(row["language"], len(order)))
     lines = ["| | " + " | ".join(row["language"] for row in languages) + " |",
              "|---|" + "---|" * len(languages)]
     for label, key in DEMO_ROWS:

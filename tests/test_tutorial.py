@@ -79,10 +79,10 @@ def write_xtd10(here: Path) -> None:
 def write_multi30k(here: Path) -> None:
     """Multi30K task 1: raw/<split>.<lang> and image_splits/<split>.txt, and the Flickr30K images."""
     task1 = here / "multi30k-dataset" / "data" / "task1"
-    names = {"train": [f"10{i}.jpg" for i in range(4)], "val": [f"20{i}.jpg" for i in range(3)]}
-    for split, images in names.items():
+    names = {"train": [f"10{i}.jpg" for i in range(4)], "val": [f"20{i}.jpg" for i in range(3)],
+             "test_2016_flickr": [f"30{i}.jpg" for i in range(3)]}
+    for (split, images), first in zip(names.items(), (0, 4, 7)):
         _lines(task1 / "image_splits" / f"{split}.txt", images)
-        first = 0 if split == "train" else 4
         for language, lines in (("en", CAPTIONS), ("de", GERMAN), ("fr", FRENCH), ("cs", CAPTIONS)):
             _lines(task1 / "raw" / f"{split}.{language}", lines[first:first + len(images)])
         for i, name in enumerate(images):
@@ -163,7 +163,7 @@ def test_every_part_two_command_runs_on_miniatures_of_the_real_layouts(tmp_path,
     ran = []
     for words in part_two_commands():
         words = [micro_clip if word == HUB_MODEL else word for word in words]
-        if "train" in words:
+        if words[words[:1] == ["-w"] and 2:][:1] == ["train"]:
             words += SHORT_TRAINING
         result = run_cli(*words)
         assert result.code == 0, (" ".join(words), result.err or result.out)
@@ -171,4 +171,5 @@ def test_every_part_two_command_runs_on_miniatures_of_the_real_layouts(tmp_path,
     extension = json.loads((tmp_path / "ws" / "extensions" / "mla" / "extension.json").read_text())
     assert {p.stem for p in (tmp_path / "ws" / "extensions" / "mla" / "packs").glob("*.safetensors")} == {"de", "fr", "ja"}
     assert extension["method"] == "mla"
-    assert len(list((tmp_path / "ws" / "results").glob("*.json"))) >= 7  # one per bench command
+    benches = sum(1 for command in ran if " bench " in f" {command} ")
+    assert benches >= 6 and len(list((tmp_path / "ws" / "results").glob("*.json"))) == benches  # one each
