@@ -181,7 +181,22 @@ def demo_steps(data: dict) -> list[str]:
     return lines
 
 
+def share_spread(data: dict) -> list[str]:
+    """benchmarks/mla_share_spread.py: each language's share of English's R@1 with its 95% interval."""
+    goal = 100 * data["goal"]
+    lines = [f"| language | t2i R@1 | share of English's ({data['english_r1']:.1f}) | 95% interval "
+             f"| P(share < {goal:.0f}%) |", "|---|---|---|---|---|"]
+    order = {code: i for i, code in enumerate(XTD10_ORDER)}
+    for language in sorted(data["languages"], key=lambda code: order.get(code, len(order))):
+        entry = data["languages"][language]
+        low, high = entry["share_interval_95"]
+        lines.append(f"| {language} | {entry['r1']:.1f} | {100 * entry['share']:.1f}% | "
+                     f"{100 * low:.1f}-{100 * high:.1f}% | {entry['probability_below_goal']:.2f} |")
+    return lines
+
+
 TABLES: dict[str, Callable[[Any], list[str]]] = {
+    "share-spread": share_spread,
     "demo-steps": demo_steps,
     "share-of-english": share_of_english,
     "demo-languages": demo_languages,
