@@ -24,6 +24,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -145,6 +146,9 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     "python": platform.python_version(), "load_average_1_5_15": load_average},
     }
+    from mlclip_cli.provenance import provenance
+
+    report["provenance"] = provenance("python " + " ".join(sys.argv))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     for mode in ("lang_given", "lang_auto"):

@@ -192,8 +192,11 @@ def main() -> None:
 
     answered = latencies[~np.isnan(latencies)] * 1000
     detected = [(lang, queries[i][1]) for i, lang in enumerate(languages) if lang is not None]
+    from mlclip_cli.provenance import provenance
+
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "provenance": provenance("python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": [round(x, 2) for x in load_start],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
