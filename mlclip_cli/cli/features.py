@@ -71,8 +71,8 @@ said: a note counts them (the result's truncated rows).
 plus English, or XTD10's 11 for a plain CLIP), routes each through its pack and records it in the
 language column. One rule for a text whose language is none of those (a language the extension
 lacks, digits only): it is an error unless --fallback-lang LANG names one of them to use (en: the
-English tower); the same as `mlclip bench --lang auto`. auto needs the 'langid' extra for lingua:
-pip install 'mlclip\\[langid]'.
+English tower); the same as `mlclip bench --lang auto`. Detection uses py3langid, installed with
+mlclip; the lingua backend needs the 'langid' extra: pip install 'mlclip\\[langid]'.
 
 Example: [bold]echo "a red circle" | mlclip embed --lang en --text-file - --out emb.parquet[/]""",
     short_help="Embed texts or images to Parquet.",

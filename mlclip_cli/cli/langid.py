@@ -22,7 +22,8 @@ English), else --langs, else XTD10's 11 (en de fr es it ko pl ru tr zh ja).
 The dominant script decides first (Kana: ja, Hangul: ko, Han without Kana: zh, Cyrillic: the one
 Cyrillic language in the set, ...); a model (--backend) chooses among several languages of one
 script. A line that matches none of the languages (digits only, a script none of them uses) is an
-error unless --fallback-lang names one to use. Needs the 'langid' extra: pip install 'mlclip\\[langid]'.
+error unless --fallback-lang names one to use. py3langid (the default backend) is installed with mlclip;
+--backend lingua needs the 'langid' extra: pip install 'mlclip\\[langid]'.
 
 Output: --out FILE.parquet or FILE.tsv with line, text, language, confidence, method
 (docs/artifacts.md); without --out only the counts per language are printed.
