@@ -82,8 +82,11 @@ def run_table(name: str, config: ReproduceConfig, progress: Callable[[str, int, 
     result = TableResult(name=table.name, reproduces=table.reproduces, summary=table.summary, columns=rows.columns,
                          rows=rows.rows, paper=asdict(table.paper), settings=rows.settings, notes=rows.notes,
                          seconds=time.perf_counter() - began)
-    result.json_path = write_json(folder / "table.json", {k: v for k, v in asdict(result).items()
-                                                          if k not in ("markdown_path", "json_path")})
+    from mlclip_cli.provenance import provenance
+
+    result.json_path = write_json(folder / "table.json", {
+        **{k: v for k, v in asdict(result).items() if k not in ("markdown_path", "json_path")},
+        "provenance": provenance(f"mlclip reproduce {name}" + (" --quick" if config.quick else ""))})
     result.markdown_path = folder / "table.md"
     with atomic_path(result.markdown_path) as tmp:
         tmp.write_text(_markdown(result), encoding="utf-8")
