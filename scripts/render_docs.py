@@ -146,7 +146,7 @@ def real_text(data: dict) -> list[str]:
     """Multi30K val text-to-text, each language -> English R@1, per model (benchmarks/real_text.py)."""
     languages = data["languages"]
     lines = ["| model | " + " | ".join(f"{lang} ->en R@1" for lang in languages)
-             + " | mean recall | trainable parameters | training wall (2 cores) | English max abs change |",
+             + " | mean recall | trainable parameters | time of its training steps (2 cores) | English max abs change |",
              "|---|" + "---|" * (len(languages) + 4)]
     for row in data["rows"]:
         cells = [_cell(row["to_english_r1"].get(lang)) for lang in languages]
