@@ -163,7 +163,8 @@ def share_of_english(data: dict) -> list[str]:
     english = data["languages"]["en"]["metrics"]
     lines = ["| language | text->image R@1 | of English's | image->text R@1 | mean recall | of English's |",
              "|---|---|---|---|---|---|"]
-    for language, entry in data["languages"].items():
+    order = {code: i for i, code in enumerate(XTD10_ORDER)}
+    for language, entry in sorted(data["languages"].items(), key=lambda item: order.get(item[0], len(order))):
         m = entry["metrics"]
         lines.append(f"| {language} | {m['image_retrieval_recall@1']:.1f} | "
                      f"{100 * m['image_retrieval_recall@1'] / english['image_retrieval_recall@1']:.1f}% | "
