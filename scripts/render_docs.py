@@ -196,7 +196,29 @@ def share_spread(data: dict) -> list[str]:
     return lines
 
 
+def segmenters(data: dict) -> list[str]:
+    """The zh/ja pre-tokenisation probe: one row per language and split, with shares of English's."""
+    lines = ["| language | split into | t2i R@1 | of English's | mean recall | of English's | train (600 steps) |",
+             "|---|---|---|---|---|---|---|"]
+    for run in data["runs"]:
+        lines.append(f"| {run['language']} | {run['pre_tokenisation']} | {run['t2i_r1']:.1f} | "
+                     f"{100 * run['t2i_r1'] / run['english_t2i_r1']:.1f}% | {run['mean_recall']:.1f} | "
+                     f"{100 * run['mean_recall'] / run['english_mean_recall']:.1f}% | {run['train_seconds_600_steps']} s |")
+    return lines
+
+
+def teir_rules(data: dict) -> list[str]:
+    """Every run of the TEIR-rule experiment: order, steps, rule, final AA and F (t2i R@1)."""
+    lines = ["| run | order | steps a language | TEIR | rule | AA | F |", "|---|---|---|---|---|---|---|"]
+    for run in data["runs"]:
+        lines.append(f"| {run['name']} | {run['order']} | {run['steps']} | {run['teir']} | {run['rule'] or '-'} | "
+                     f"{run['final_aa']:.1f} | {run['final_f']:.1f} |")
+    return lines
+
+
 TABLES: dict[str, Callable[[Any], list[str]]] = {
+    "segmenters": segmenters,
+    "teir-rules": teir_rules,
     "share-spread": share_spread,
     "demo-steps": demo_steps,
     "share-of-english": share_of_english,
