@@ -216,7 +216,17 @@ def teir_rules(data: dict) -> list[str]:
     return lines
 
 
+def teir_seeds(data: dict) -> list[str]:
+    """benchmarks/teir_seeds.py: plain vs TEIR per seed, and the means."""
+    lines = ["| seed | plain AA | plain F | TEIR AA | TEIR F | TEIR - plain, AA |", "|---|---|---|---|---|---|"]
+    for row in [*data["runs"], {"seed": "**mean**", **data["mean"]}]:
+        lines.append(f"| {row['seed']} | {row['plain_aa']:.2f} | {row['plain_f']:.2f} | {row['teir_aa']:.2f} | "
+                     f"{row['teir_f']:.2f} | {row['aa_difference']:+.2f} |")
+    return lines
+
+
 TABLES: dict[str, Callable[[Any], list[str]]] = {
+    "teir-seeds": teir_seeds,
     "segmenters": segmenters,
     "teir-rules": teir_rules,
     "share-spread": share_spread,
