@@ -118,6 +118,11 @@ def inline(spec: str) -> str:
 # --- tables -----------------------------------------------------------------------------------------
 
 XTD10_ORDER = ("en", "de", "fr", "es", "it", "ru", "pl", "tr", "ko", "zh", "ja")  # the order the pages use
+
+
+def in_page_order(codes) -> list[str]:
+    """Language codes in XTD10's order (the order every page uses); unknown ones last."""
+    return sorted(codes, key=lambda code: XTD10_ORDER.index(code) if code in XTD10_ORDER else len(XTD10_ORDER))
 DEMO_ROWS = (("zero-shot English CLIP", "zero_shot"), ("MLA (ko added later by `extend`)", "mla"),
              ("CLL-CLIP, plain (en -> it -> de -> fr -> es)", "cll_clip"), ("CLL-CLIP + TEIR", "cll_clip_teir"))
 
@@ -128,9 +133,8 @@ def _cell(value: Any) -> str:
 
 def demo_languages(data: dict, metric: str = "image_retrieval_recall@1") -> list[str]:
     """The demo's closing table: one column per non-English language, one row per method."""
-    order = {code: i for i, code in enumerate(XTD10_ORDER)}
-    languages = sorted((row for row in data["languages"] if row["language"] != "en"),
-                       key=lambda row: order.get(row["language"], len(order)))
+    rows = {row["language"]: row for row in data["languages"]}
+    languages = [rows[code] for code in in_page_order(rows) if code != "en"]
     lines = ["| | " + " | ".join(row["language"] for row in languages) + " |",
              "|---|" + "---|" * len(languages)]
     for label, key in DEMO_ROWS:
@@ -163,9 +167,8 @@ def share_of_english(data: dict) -> list[str]:
     english = data["languages"]["en"]["metrics"]
     lines = ["| language | text->image R@1 | of English's | image->text R@1 | mean recall | of English's |",
              "|---|---|---|---|---|---|"]
-    order = {code: i for i, code in enumerate(XTD10_ORDER)}
-    for language, entry in sorted(data["languages"].items(), key=lambda item: order.get(item[0], len(order))):
-        m = entry["metrics"]
+    for language in in_page_order(data["languages"]):
+        m = data["languages"][language]["metrics"]
         lines.append(f"| {language} | {m['image_retrieval_recall@1']:.1f} | "
                      f"{100 * m['image_retrieval_recall@1'] / english['image_retrieval_recall@1']:.1f}% | "
                      f"{m['text_retrieval_recall@1']:.1f} | {m['mean_recall']:.1f} | "
@@ -187,8 +190,7 @@ def share_spread(data: dict) -> list[str]:
     goal = 100 * data["goal"]
     lines = [f"| language | t2i R@1 | share of English's ({data['english_r1']:.1f}) | 95% interval "
              f"| P(share < {goal:.0f}%) |", "|---|---|---|---|---|"]
-    order = {code: i for i, code in enumerate(XTD10_ORDER)}
-    for language in sorted(data["languages"], key=lambda code: order.get(code, len(order))):
+    for language in in_page_order(data["languages"]):
         entry = data["languages"][language]
         low, high = entry["share_interval_95"]
         lines.append(f"| {language} | {entry['r1']:.1f} | {100 * entry['share']:.1f}% | "
