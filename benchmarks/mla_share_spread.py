@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 
-def hits_at_1(model, table, language: str, image_vectors: np.ndarray, image_index: dict) -> np.ndarray:
-    """1.0 where a caption's own image is its nearest, per caption of `language` (in manifest order)."""
+def hits_at_1(model, table, language: str, image_vectors: np.ndarray, image_index: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per caption of `language` (manifest order): 1.0 where its own image is its nearest, and that image's path."""
     rows = table[table.language == language]
     texts = model.encode_text(rows.caption.tolist(), lang=language)
     best = np.argmax(texts @ image_vectors.T, axis=1)

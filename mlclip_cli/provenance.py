@@ -7,6 +7,7 @@ Every results file that the docs render figures from carries this record, so a p
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -24,10 +25,14 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=1)
 def code_commit() -> dict:
-    """The commit of the mlclip checkout that runs, and whether its tracked files differ from it."""
-    commit = _git("rev-parse", "HEAD")
-    if commit is None:  # an installed wheel: no history to name
+    """The commit of the mlclip checkout that runs, and whether its tracked files differ from it.
+    Read once per process (a bench run should not pay for git each time)."""
+    top = _git("rev-parse", "--show-toplevel")
+    # an installed wheel has no history of its own; a repository around site-packages is not mlclip's
+    commit = _git("rev-parse", "HEAD") if top and Path(top).resolve() == _CHECKOUT else None
+    if commit is None:
         from mlclip_cli import __version__
 
         return {"commit": None, "version": __version__, "dirty": None}
@@ -35,6 +40,7 @@ def code_commit() -> dict:
     return {"commit": commit, "dirty": bool(changed)}
 
 
+@functools.lru_cache(maxsize=1)
 def machine() -> dict:
     """What decides speed and, through the kernels chosen, the last bits of a float."""
     import torch
@@ -57,5 +63,5 @@ def provenance(command: str | None = None) -> dict:
     dirty, machine, date (UTC)."""
     if command is None:
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    return {"command": command, **code_commit(), "machine": machine(),
+    return {"command": command, **code_commit(), "machine": dict(machine()),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
